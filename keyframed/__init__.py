@@ -1,0 +1,3 @@
+"""keyframed: keeps an AI video project up to date on ComfyUI."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,5 @@
+"""Allow ``python -m keyframed``."""
+
+from keyframed.daemon.cli import main
+
+raise SystemExit(main())

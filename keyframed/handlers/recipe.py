@@ -1,0 +1,76 @@
+"""Artifacts and their recipes: what each output file is made from, exactly."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+Step = Literal[
+    "asset", "background", "character", "composite", "landscape", "object", "video", "copy"
+]
+ArtifactKind = Literal["asset", "layer", "keyframe", "video"]
+Gate = Literal["assets", "keyframes"]
+ParamValue = int | float | str | bool
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class InputRef(_Frozen):
+    """One input file of a recipe, in image-slot order.
+
+    ``artifact`` is True when the file is another artifact's output (so it has a recipe of its
+    own), False when it is a file the user supplied.
+    """
+
+    path: str
+    role: str
+    artifact: bool = False
+
+
+class LoraSpec(_Frozen):
+    """One LoRA in the chain, in stacking order."""
+
+    role: str
+    file: str
+    strength: float
+
+
+class Recipe(_Frozen):
+    """Everything that decides an artifact's bytes; its fingerprint is computed from this."""
+
+    step: Step
+    template: str
+    mode: str
+    prompt: str = ""
+    negative: str = ""
+    inputs: tuple[InputRef, ...] = ()
+    loras: tuple[LoraSpec, ...] = ()
+    models: dict[str, str] = {}
+    params: dict[str, ParamValue] = {}
+    seed: int = 0
+    take: int = 0
+    backend_kind: str = "comfyui"
+
+
+class Artifact(_Frozen):
+    """One output file the daemon owns."""
+
+    path: str
+    kind: ArtifactKind
+    scene: int | None
+    recipe: Recipe
+    gate: Gate | None = None
+
+    @property
+    def deps(self) -> list[str]:
+        """Paths of the artifacts this one is made from."""
+        return [i.path for i in self.recipe.inputs if i.artifact]
+
+    @property
+    def name(self) -> str:
+        """The short name used by retry markers: ``keyframe-start``, ``background``, ``video``."""
+        stem = self.path.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+        return stem

@@ -1,0 +1,180 @@
+"""The validated, frozen configuration model.
+
+Defaults here are the documented defaults of ``config.toml`` (a test keeps the two equal).
+Loading (files, environment, flags) is in :mod:`keyframed.daemon.config`; this module is pure so
+that handlers can take a ``Settings`` without doing I/O.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class LoraSetting(_Frozen):
+    """One LoRA file with its strength alone and when stacked with AnyPose + InStyle."""
+
+    file: str
+    strength: float = Field(ge=-100, le=100)
+    stacked_strength: float | None = Field(default=None, ge=-100, le=100)
+
+
+class LoraSettings(_Frozen):
+    """The plan's LoRAs, in stacking order, and which loader node loads them."""
+
+    loader: str = "LoraLoaderModelOnly"
+    lightning: LoraSetting = LoraSetting(
+        file="Qwen-Image-Edit-2511-Lightning-4steps-V1.0-bf16.safetensors", strength=1.0
+    )
+    anypose: LoraSetting = LoraSetting(
+        file="2511-AnyPose-base-000006250.safetensors", strength=0.7, stacked_strength=0.55
+    )
+    anypose_helper: LoraSetting = LoraSetting(
+        file="2511-AnyPose-helper-00006000.safetensors", strength=0.7, stacked_strength=0.55
+    )
+    instyle: LoraSetting = LoraSetting(
+        file="InStyle-0.5.safetensors", strength=0.5, stacked_strength=0.45
+    )
+    wan_high: LoraSetting = LoraSetting(
+        file="wan2.2_i2v_lightx2v_4steps_lora_v1_high_noise.safetensors", strength=1.0
+    )
+    wan_low: LoraSetting = LoraSetting(
+        file="wan2.2_i2v_lightx2v_4steps_lora_v1_low_noise.safetensors", strength=1.0
+    )
+
+
+class ModelSettings(_Frozen):
+    """Model file names as ComfyUI lists them (models/<folder>/<name>)."""
+
+    set: Literal["qwen-2511", "qwen-2509"] = "qwen-2511"
+    edit_unet: str = "qwen_image_edit_2511_fp8mixed.safetensors"
+    t2i_unet: str = "qwen_image_fp8_e4m3fn.safetensors"
+    clip: str = "qwen_2.5_vl_7b_fp8_scaled.safetensors"
+    vae: str = "qwen_image_vae.safetensors"
+    wan_high: str = "wan2.2_i2v_high_noise_14B_fp8_scaled.safetensors"
+    wan_low: str = "wan2.2_i2v_low_noise_14B_fp8_scaled.safetensors"
+    wan_clip: str = "umt5_xxl_fp8_e4m3fn_scaled.safetensors"
+    wan_vae: str = "wan_2.1_vae.safetensors"
+
+
+class ImageSettings(_Frozen):
+    """Sampling for Qwen image steps (the plan: Lightning, 6 steps)."""
+
+    width: int = Field(default=1024, ge=64, le=4096, multiple_of=8)
+    height: int = Field(default=576, ge=64, le=4096, multiple_of=8)
+    steps: int = Field(default=6, ge=1, le=200)
+    cfg: float = Field(default=1.0, ge=0, le=100)
+    sampler: str = "euler"
+    scheduler: str = "simple"
+    shift: float = Field(default=3.1, ge=0, le=100)
+    t2i_steps: int = Field(default=20, ge=1, le=200)
+    t2i_cfg: float = Field(default=4.0, ge=0, le=100)
+    t2i_shift: float = Field(default=3.1, ge=0, le=100)
+
+
+class VideoSettings(_Frozen):
+    """Wan 2.2 first-last-frame settings (lightx2v 4-step defaults)."""
+
+    width: int = Field(default=832, ge=64, le=4096, multiple_of=16)
+    height: int = Field(default=480, ge=64, le=4096, multiple_of=16)
+    fps: int = Field(default=16, ge=1, le=60)
+    steps: int = Field(default=4, ge=1, le=200)
+    split_step: int = Field(default=2, ge=1, le=200)
+    cfg: float = Field(default=1.0, ge=0, le=100)
+    shift: float = Field(default=5.0, ge=0, le=100)
+    max_seconds: float = Field(default=10.0, gt=0, le=60)
+
+
+class PromptSettings(_Frozen):
+    """Prompt templates; ``{name}`` fields are filled from the scene and assets."""
+
+    asset: str = "{description}. {style}"
+    style_asset: str = "Style reference sheet: {description}"
+    background: str = (
+        "Make an image in the style of image 2 of this scene from image 1: {description}. "
+        "No people."
+    )
+    character: str = (
+        "Make an image in the style of image 2 of the person in image 1: {description}. "
+        "{expression}. Plain neutral background."
+    )
+    anypose: str = (
+        "Make the person in image 1 do the exact same pose of the person in image 2. "
+        "Changing the style and background of the image of the person in image 1 is "
+        "undesirable, so don't do it. The new pose should be pixel accurate to the pose we are "
+        "trying to copy. Render it in the style of image 3. {description}. {expression}."
+    )
+    composite: str = "Place character naturally in background scene. {expression}. {camera}."
+    landscape: str = "Make an image in the style of image 2 of this scene from image 1: {frame}."
+    landscape_end: str = "Change the scene in image 1: {frame}. Keep the style of image 2."
+    object: str = "Make an image in the style of image 2 of the object in image 1: {frame}."
+    video: str = "{motion}. Camera: {camera}."
+    negative: str = ""
+
+
+class BackendSettings(_Frozen):
+    """One place jobs can run: a ComfyUI server or the built-in preview renderer."""
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    kind: Literal["comfyui", "preview"] = "comfyui"
+    url: str = "http://127.0.0.1:8188"
+    max_in_flight: int = Field(default=1, ge=1, le=64)
+    token_env: str = "KEYFRAMED_COMFYUI_TOKEN"
+    timeout_s: float = Field(default=1800.0, gt=0)
+
+
+class WatchSettings(_Frozen):
+    """How edits become reconcile passes."""
+
+    quiet_ms: int = Field(default=100, ge=0, le=10_000)
+    cap_ms: int = Field(default=2000, ge=0, le=60_000)
+    resync_s: float = Field(default=300.0, gt=0)
+    poll: bool = False
+
+
+class RunSettings(_Frozen):
+    """Retries and limits of job execution."""
+
+    max_attempts: int = Field(default=3, ge=1, le=100)
+    lost_resubmits: int = Field(default=3, ge=0, le=100)
+    retry_initial_s: float = Field(default=0.5, ge=0)
+    retry_max_s: float = Field(default=30.0, ge=0)
+    max_image_pixels: int = Field(default=64_000_000, ge=1)
+
+
+class Settings(_Frozen):
+    """Everything configurable, validated once at load."""
+
+    approval: Literal["manual", "auto"] = "manual"
+    seed_salt: str = "keyframed"
+    models: ModelSettings = ModelSettings()
+    loras: LoraSettings = LoraSettings()
+    image: ImageSettings = ImageSettings()
+    video: VideoSettings = VideoSettings()
+    prompts: PromptSettings = PromptSettings()
+    watch: WatchSettings = WatchSettings()
+    run: RunSettings = RunSettings()
+    backends: tuple[BackendSettings, ...] = (BackendSettings(name="local"),)
+
+    @model_validator(mode="after")
+    def _check_backends(self) -> Settings:
+        if not self.backends:
+            raise ValueError("at least one backend is needed under [[backends]]")
+        names = [b.name for b in self.backends]
+        if len(set(names)) != len(names):
+            raise ValueError(f"backend names must be unique, got {names}")
+        if len({b.kind for b in self.backends}) > 1:
+            raise ValueError("all backends must be of one kind (all comfyui or all preview)")
+        if self.video.split_step >= self.video.steps and self.video.steps > 1:
+            raise ValueError("video.split_step must be below video.steps")
+        return self
+
+    @property
+    def backend_kind(self) -> str:
+        """The kind every backend shares; it is part of every recipe."""
+        return self.backends[0].kind
