@@ -101,13 +101,13 @@ class PromptSettings(_Frozen):
     )
     character: str = (
         "Make an image in the style of image 2 of the person in image 1: {description}. "
-        "{expression}. Plain neutral background."
+        "Plain neutral background."
     )
     anypose: str = (
         "Make the person in image 1 do the exact same pose of the person in image 2. "
         "Changing the style and background of the image of the person in image 1 is "
         "undesirable, so don't do it. The new pose should be pixel accurate to the pose we are "
-        "trying to copy. Render it in the style of image 3. {description}. {expression}."
+        "trying to copy. Render it in the style of image 3. {description}."
     )
     composite: str = "Place character naturally in background scene. {expression}. {camera}."
     landscape: str = "Make an image in the style of image 2 of this scene from image 1: {frame}."

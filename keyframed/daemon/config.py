@@ -1,0 +1,113 @@
+"""Load the configuration: defaults ← config.toml ← project keyframed.toml ← KEYFRAMED_* ← flags.
+
+Validated once into the frozen :class:`keyframed.settings.Settings`. Secrets never come from
+files: a backend names the environment variable that holds its token (``token_env``).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from keyframed.errors import ConfigError
+from keyframed.settings import Settings
+
+PROJECT_CONFIG = "keyframed.toml"
+ENV_PREFIX = "KEYFRAMED_"
+# Environment overrides that map to one setting each (the token variables are read elsewhere).
+ENV_KEYS: dict[str, tuple[str, ...]] = {
+    "KEYFRAMED_APPROVAL": ("approval",),
+    "KEYFRAMED_SEED_SALT": ("seed_salt",),
+    "KEYFRAMED_QUIET_MS": ("watch", "quiet_ms"),
+    "KEYFRAMED_RESYNC_S": ("watch", "resync_s"),
+    "KEYFRAMED_POLL": ("watch", "poll"),
+    "KEYFRAMED_MAX_ATTEMPTS": ("run", "max_attempts"),
+}
+
+
+def user_config_path(env: Mapping[str, str]) -> Path:
+    """``$KEYFRAMED_CONFIG``, else ``$XDG_CONFIG_HOME/keyframed/config.toml``."""
+    if env.get("KEYFRAMED_CONFIG"):
+        return Path(env["KEYFRAMED_CONFIG"])
+    base = env.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "keyframed" / "config.toml"
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from exc
+
+
+def merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """Deep-merge ``over`` into a copy of ``base``; tables merge, everything else replaces."""
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = merge(dict(out[key]), value)
+        else:
+            out[key] = value
+    return out
+
+
+def _env_layer(env: Mapping[str, str]) -> dict[str, Any]:
+    layer: dict[str, Any] = {}
+    for name, keys in ENV_KEYS.items():
+        if name in env:
+            value: Any = env[name]
+            if keys[-1] == "poll":
+                value = value.lower() in ("1", "true", "yes")
+            node = layer
+            for key in keys[:-1]:
+                node = node.setdefault(key, {})
+            node[keys[-1]] = value
+    return layer
+
+
+def _describe(exc: ValidationError, sources: list[str]) -> str:
+    lines = [f"invalid configuration (from {', '.join(sources) or 'defaults'}):"]
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        lines.append(f"  {where}: {err['msg']}")
+    return "\n".join(lines)
+
+
+def load_settings(
+    project: Path | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Load and validate the settings for a project (or none).
+
+    Raises:
+        ConfigError: a file is not valid TOML, or a value is invalid; the message names the
+            file(s) and the key.
+    """
+    env = os.environ if env is None else env
+    data: dict[str, Any] = {}
+    sources: list[str] = []
+    candidates = [user_config_path(env)]
+    if project is not None:
+        candidates.append(project / PROJECT_CONFIG)
+    for path in candidates:
+        if path.is_file():
+            data = merge(data, _read_toml(path))
+            sources.append(str(path))
+    data = merge(data, _env_layer(env))
+    data = merge(data, overrides or {})
+    if "backends" in data and isinstance(data["backends"], list):
+        data["backends"] = tuple(data["backends"])
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, sources)) from exc

@@ -1,0 +1,300 @@
+"""The durable state store: SQLite in ``.keyframed/state.db``.
+
+WAL with ``synchronous=FULL`` so a committed transaction survives a crash or power loss. One
+connection guarded by a lock (as huey does), autocommit mode, and explicit
+``BEGIN IMMEDIATE`` transactions for anything that must change several rows together.
+
+The schema is versioned in ``PRAGMA user_version``; :data:`MIGRATIONS` holds one script per
+version and opening an older database applies the missing ones in order.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from keyframed.errors import StoreError
+from keyframed.handlers.fingerprint import Components
+from keyframed.handlers.staleness import Record
+
+STATE_DIR = ".keyframed"
+DB_NAME = "state.db"
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: the first schema.
+    """
+    CREATE TABLE artifacts (
+        path TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, output_hash TEXT NOT NULL,
+        components TEXT NOT NULL, take INTEGER NOT NULL DEFAULT 0, backend TEXT,
+        built_at REAL NOT NULL);
+    CREATE TABLE file_hashes (
+        path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
+        inode INTEGER NOT NULL, sha256 TEXT NOT NULL);
+    CREATE TABLE jobs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, path TEXT NOT NULL, fingerprint TEXT NOT NULL,
+        take INTEGER NOT NULL, state TEXT NOT NULL, backend TEXT, prompt_id TEXT,
+        attempts INTEGER NOT NULL DEFAULT 0, lost INTEGER NOT NULL DEFAULT 0, error TEXT,
+        progress REAL NOT NULL DEFAULT 0, created_at REAL NOT NULL, updated_at REAL NOT NULL,
+        not_before REAL NOT NULL DEFAULT 0, recipe TEXT NOT NULL DEFAULT '{}');
+    CREATE UNIQUE INDEX jobs_one_live ON jobs(path)
+        WHERE state IN ('ready', 'submitted', 'running');
+    CREATE INDEX jobs_fp ON jobs(fingerprint);
+    CREATE TABLE approvals (
+        key TEXT PRIMARY KEY, marker_hash TEXT NOT NULL, snapshot TEXT NOT NULL,
+        approved_at REAL NOT NULL);
+    CREATE TABLE takes (path TEXT PRIMARY KEY, take INTEGER NOT NULL, note TEXT NOT NULL);
+    CREATE TABLE consumed_markers (
+        path TEXT NOT NULL, marker_hash TEXT NOT NULL, consumed_at REAL NOT NULL,
+        PRIMARY KEY (path, marker_hash));
+    CREATE TABLE uploads (
+        backend TEXT NOT NULL, sha256 TEXT NOT NULL, name TEXT NOT NULL,
+        PRIMARY KEY (backend, sha256));
+    CREATE TABLE pending_writes (
+        path TEXT PRIMARY KEY, expected_hash TEXT NOT NULL, fingerprint TEXT NOT NULL,
+        components TEXT NOT NULL, take INTEGER NOT NULL, backend TEXT);
+    """,
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+LIVE_STATES = ("ready", "submitted", "running")
+
+
+@dataclass(frozen=True)
+class Job:
+    """One row of the jobs table."""
+
+    id: int
+    path: str
+    fingerprint: str
+    take: int
+    state: str
+    backend: str | None
+    prompt_id: str | None
+    attempts: int
+    lost: int
+    error: str | None
+    progress: float
+    created_at: float
+    updated_at: float
+    not_before: float
+
+
+class Store:
+    """The state database of one project."""
+
+    def __init__(self, path: Path, *, clock: Any = time.time) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._clock = clock
+        self._lock = threading.RLock()
+        try:
+            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False,
+                                       timeout=30)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA busy_timeout=30000")
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(
+                f"{path}: cannot open the state database ({exc}); move it aside to start over"
+            ) from exc
+
+    @classmethod
+    def for_project(cls, root: Path, **kwargs: Any) -> Store:
+        """Open (or create) ``<root>/.keyframed/state.db``."""
+        return cls(root / STATE_DIR / DB_NAME, **kwargs)
+
+    def _migrate(self) -> None:
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path} was written by a newer keyframed (schema {version} > "
+                f"{SCHEMA_VERSION}); upgrade keyframed"
+            )
+        for number in range(version, SCHEMA_VERSION):
+            with self.transaction() as db:
+                for statement in MIGRATIONS[number].split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+                db.execute(f"PRAGMA user_version={number + 1}")
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """Run a block in one ``BEGIN IMMEDIATE`` transaction."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _query(self, sql: str, args: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            cur = self._db.execute(sql, args)
+            return list(cur.fetchall())
+
+    def close(self) -> None:
+        """Close the connection (idempotent)."""
+        with self._lock:
+            self._db.close()
+
+    def integrity_check(self) -> str:
+        """``PRAGMA integrity_check``: ``ok`` when the file is sound."""
+        return str(self._query("PRAGMA integrity_check")[0][0])
+
+    # -- artifacts -------------------------------------------------------------------------
+
+    def records(self) -> dict[str, Record]:
+        """Every artifact's last build record."""
+        rows = self._query(
+            "SELECT path, fingerprint, output_hash, components, take FROM artifacts"
+        )
+        return {
+            r[0]: Record(path=r[0], fingerprint=r[1], output_hash=r[2],
+                         components=Components.model_validate_json(r[3]), take=r[4])
+            for r in rows
+        }
+
+    def record_built(self, record: Record, backend: str | None, db: sqlite3.Connection | None = None) -> None:
+        """Record that an artifact was written with this fingerprint and content hash."""
+        sql = (
+            "INSERT OR REPLACE INTO artifacts (path, fingerprint, output_hash, components, take,"
+            " backend, built_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+        )
+        args = (record.path, record.fingerprint, record.output_hash,
+                record.components.model_dump_json(), record.take, backend, self._clock())
+        if db is not None:
+            db.execute(sql, args)
+        else:
+            with self.transaction() as tx:
+                tx.execute(sql, args)
+
+    def owned_paths(self) -> frozenset[str]:
+        """Paths keyframed has written."""
+        return frozenset(r[0] for r in self._query("SELECT path FROM artifacts"))
+
+    # -- write-ahead for outputs -------------------------------------------------------------
+
+    def intend_write(self, record: Record, backend: str | None) -> None:
+        """Note an output about to be renamed into place, so a crash in between is healed."""
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO pending_writes VALUES (?, ?, ?, ?, ?, ?)",
+                (record.path, record.output_hash, record.fingerprint,
+                 record.components.model_dump_json(), record.take, backend),
+            )
+
+    def pending_writes(self) -> list[tuple[Record, str | None]]:
+        """Writes that were announced and not yet confirmed."""
+        rows = self._query("SELECT * FROM pending_writes")
+        return [
+            (Record(path=r[0], output_hash=r[1], fingerprint=r[2],
+                    components=Components.model_validate_json(r[3]), take=r[4]), r[5])
+            for r in rows
+        ]
+
+    def finish_write(self, record: Record, backend: str | None, job_id: int | None) -> None:
+        """Confirm a written output: record it, drop the intent, close the job."""
+        now = self._clock()
+        with self.transaction() as db:
+            self.record_built(record, backend, db)
+            db.execute("DELETE FROM pending_writes WHERE path = ?", (record.path,))
+            if job_id is not None:
+                db.execute(
+                    "UPDATE jobs SET state='done', progress=1, updated_at=? WHERE id=?",
+                    (now, job_id),
+                )
+
+    def drop_write(self, path: str) -> None:
+        """Forget an announced write that never happened."""
+        with self.transaction() as db:
+            db.execute("DELETE FROM pending_writes WHERE path = ?", (path,))
+
+    # -- file hash cache ---------------------------------------------------------------------
+
+    def cached_hash(self, path: str, size: int, mtime_ns: int, inode: int) -> str | None:
+        """The remembered hash of a file whose (size, mtime_ns, inode) are unchanged."""
+        rows = self._query(
+            "SELECT sha256 FROM file_hashes WHERE path=? AND size=? AND mtime_ns=? AND inode=?",
+            (path, size, mtime_ns, inode),
+        )
+        return str(rows[0][0]) if rows else None
+
+    def remember_hashes(self, entries: list[tuple[str, int, int, int, str]]) -> None:
+        """Store (path, size, mtime_ns, inode, sha256) rows."""
+        if not entries:
+            return
+        with self.transaction() as db:
+            db.executemany("INSERT OR REPLACE INTO file_hashes VALUES (?, ?, ?, ?, ?)", entries)
+
+    # -- approvals, takes, markers -------------------------------------------------------------
+
+    def approval(self, key: str) -> tuple[str, dict[str, str]] | None:
+        """(marker hash, snapshot) of an approval, or None."""
+        rows = self._query("SELECT marker_hash, snapshot FROM approvals WHERE key=?", (key,))
+        return (rows[0][0], json.loads(rows[0][1])) if rows else None
+
+    def set_approval(self, key: str, marker_hash: str, snapshot: dict[str, str]) -> None:
+        """Record an approval and the hashes it binds to."""
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO approvals VALUES (?, ?, ?, ?)",
+                (key, marker_hash, json.dumps(snapshot, sort_keys=True), self._clock()),
+            )
+
+    def drop_approval(self, key: str) -> None:
+        """Forget an approval whose marker was removed."""
+        with self.transaction() as db:
+            db.execute("DELETE FROM approvals WHERE key=?", (key,))
+
+    def takes(self) -> tuple[dict[str, int], dict[str, str]]:
+        """Current takes and retry notes by artifact path."""
+        rows = self._query("SELECT path, take, note FROM takes")
+        return {r[0]: r[1] for r in rows}, {r[0]: r[2] for r in rows if r[2]}
+
+    def consume_retry(self, marker: str, marker_hash: str, artifact: str, note: str) -> bool:
+        """Move an artifact to its next take, once per marker (path + content hash).
+
+        Returns False when this marker was already consumed (a restart after the take was
+        recorded but before the marker file was removed).
+        """
+        with self.transaction() as db:
+            seen = db.execute(
+                "SELECT 1 FROM consumed_markers WHERE path=? AND marker_hash=?",
+                (marker, marker_hash),
+            ).fetchone()
+            if seen:
+                return False
+            db.execute("INSERT INTO consumed_markers VALUES (?, ?, ?)",
+                       (marker, marker_hash, self._clock()))
+            db.execute(
+                "INSERT INTO takes VALUES (?, 1, ?) ON CONFLICT(path) DO UPDATE SET"
+                " take = take + 1, note = excluded.note",
+                (artifact, note),
+            )
+        return True
+
+    # -- uploads -------------------------------------------------------------------------------
+
+    def uploads(self, backend: str) -> dict[str, str]:
+        """sha256 → server-side name of every file uploaded to a backend."""
+        rows = self._query("SELECT sha256, name FROM uploads WHERE backend=?", (backend,))
+        return {r[0]: r[1] for r in rows}
+
+    def add_upload(self, backend: str, sha256: str, name: str) -> None:
+        """Remember an upload."""
+        with self.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO uploads VALUES (?, ?, ?)", (backend, sha256, name))
+
+    def forget_uploads(self, backend: str) -> None:
+        """Forget a backend's uploads (it restarted with an empty input folder)."""
+        with self.transaction() as db:
+            db.execute("DELETE FROM uploads WHERE backend=?", (backend,))

@@ -1,0 +1,78 @@
+"""Step 1 of a character scene: the background layer, with background chaining."""
+
+from __future__ import annotations
+
+from keyframed.handlers.common import (
+    asset_input,
+    edit_models,
+    fill,
+    image_params,
+    lora_stack,
+    negative,
+    scene_style,
+)
+from keyframed.handlers.context import PlanContext
+from keyframed.handlers.project import Project, Scene
+from keyframed.handlers.recipe import Artifact, InputRef, Recipe
+
+
+def layer_path(scene: Scene) -> str:
+    """``scene-XX/layers/background.png``."""
+    return f"{scene.folder}/layers/background.png"
+
+
+def chain_sources(project: Project) -> dict[int, str]:
+    """For each scene, the background layer it chains from, if any.
+
+    A scene's background takes the layer of the nearest earlier scene (by number) that uses the
+    same background asset; the first such scene uses the asset image itself.
+    """
+    last: dict[str, str] = {}
+    sources: dict[int, str] = {}
+    for scene in sorted(project.scenes, key=lambda s: s.number):
+        if scene.background is None or scene.type == "object":
+            continue
+        if scene.background in last:
+            sources[scene.number] = last[scene.background]
+        last[scene.background] = layer_path(scene)
+    return sources
+
+
+def background_input(
+    scene: Scene, project: Project, ctx: PlanContext, chained: str | None
+) -> InputRef:
+    """The background reference: the chained layer, else the background asset."""
+    if chained is not None:
+        return InputRef(path=chained, role="background", artifact=True)
+    asset = project.assets.get("backgrounds", scene.background or "")
+    assert asset is not None, "validated before planning"
+    return asset_input(asset, "background", ctx)
+
+
+def background_layer(
+    scene: Scene, project: Project, ctx: PlanContext, chained: str | None
+) -> Artifact:
+    """The background layer: background reference + style reference, InStyle."""
+    s = ctx.settings
+    path = layer_path(scene)
+    bg = project.assets.get("backgrounds", scene.background or "")
+    style = scene_style(project, scene.style)
+    inputs = [background_input(scene, project, ctx, chained)]
+    if style is not None:
+        inputs.append(asset_input(style, "style", ctx))
+    prompt = fill(s.prompts.background, description=bg.description if bg else "")
+    recipe = Recipe(
+        step="background",
+        template="qwen_background.json",
+        mode="edit",
+        prompt=ctx.with_note(path, prompt),
+        negative=negative(project, s),
+        inputs=tuple(inputs),
+        loras=lora_stack(s, pose=False, style=style is not None),
+        models=edit_models(s),
+        params=image_params(s),
+        seed=ctx.seed(path, scene.seed),
+        take=ctx.take(path),
+        backend_kind=s.backend_kind,
+    )
+    return Artifact(path=path, kind="layer", scene=scene.number, recipe=recipe, gate="assets")

@@ -1,0 +1,72 @@
+"""The artifact graph: every output the project calls for, in dependency order."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from keyframed.handlers.asset import asset_artifacts
+from keyframed.handlers.background import background_layer, chain_sources
+from keyframed.handlers.character import character_layers
+from keyframed.handlers.composite import composite
+from keyframed.handlers.context import PlanContext
+from keyframed.handlers.landscape import landscape_artifacts, object_artifacts
+from keyframed.handlers.project import Project, Scene
+from keyframed.handlers.recipe import Artifact
+from keyframed.handlers.video import video_artifact
+
+
+def scene_artifacts(
+    scene: Scene, project: Project, ctx: PlanContext, chained: str | None
+) -> list[Artifact]:
+    """Artifacts of one scene, by the plan's Workflow Selection Matrix."""
+    if scene.type == "landscape":
+        out = landscape_artifacts(scene, project, ctx, chained)
+    elif scene.type == "object":
+        out = object_artifacts(scene, project, ctx)
+    else:
+        bg = background_layer(scene, project, ctx, chained)
+        out = [bg]
+        for which in ("start", "end"):
+            chars = character_layers(scene, which, project, ctx)  # type: ignore[arg-type]
+            out += [*chars, composite(scene, which, bg, chars, project, ctx)]  # type: ignore[arg-type]
+    return [*out, video_artifact(scene, project, ctx)]
+
+
+def desired_artifacts(project: Project, ctx: PlanContext) -> list[Artifact]:
+    """Every artifact of the project in an order where inputs come before their users."""
+    chains = chain_sources(project)
+    out = asset_artifacts(project, ctx)
+    for scene in sorted(project.scenes, key=lambda s: s.number):
+        out += scene_artifacts(scene, project, ctx, chains.get(scene.number))
+    return toposort(out)
+
+
+def toposort(artifacts: Iterable[Artifact]) -> list[Artifact]:
+    """Stable topological order (Kahn); the given order breaks ties."""
+    items = list(artifacts)
+    known = {a.path for a in items}
+    done: set[str] = set()
+    ordered: list[Artifact] = []
+    pending = items
+    while pending:
+        rest = []
+        for art in pending:
+            if all(d in done or d not in known for d in art.deps):
+                ordered.append(art)
+                done.add(art.path)
+            else:
+                rest.append(art)
+        if len(rest) == len(pending):
+            cycle = ", ".join(a.path for a in rest)
+            raise ValueError(f"dependency cycle among {cycle}")
+        pending = rest
+    return ordered
+
+
+def dependents(artifacts: Iterable[Artifact]) -> dict[str, list[str]]:
+    """Map each artifact path to the paths that take it as an input."""
+    out: dict[str, list[str]] = {}
+    for art in artifacts:
+        for dep in art.deps:
+            out.setdefault(dep, []).append(art.path)
+    return out

@@ -1,0 +1,134 @@
+"""Fresh or stale, and why: compare desired recipes with what was recorded when built.
+
+Like doit and Dagster, every stale artifact carries reasons, each a short code and a detail:
+``never_built``, ``missing_output``, ``input_changed: assets/characters/samurai.png``,
+``recipe_changed: prompt``, ``template_changed: qwen_anypose.json``, ``retry_requested: take 1``,
+``upstream_stale: scene-01/layers/background.png``, ``missing_input: …``.
+
+Early cutoff falls out of the fingerprint: it uses the *content hash* of each upstream file, so
+an upstream rebuilt to the very same bytes leaves its users fresh.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from keyframed.handlers.fingerprint import Components, components, fingerprint
+from keyframed.handlers.recipe import Artifact
+
+State = Literal["fresh", "stale", "user_override"]
+
+
+class Reason(BaseModel):
+    """One reason an artifact is stale or waiting."""
+
+    model_config = ConfigDict(frozen=True)
+
+    code: str
+    detail: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.detail}" if self.detail else self.code
+
+
+class Record(BaseModel):
+    """What the store remembers of an artifact's last successful build."""
+
+    model_config = ConfigDict(frozen=True)
+
+    path: str
+    fingerprint: str
+    output_hash: str
+    components: Components
+    take: int = 0
+
+
+class Status(BaseModel):
+    """The verdict on one artifact."""
+
+    model_config = ConfigDict(frozen=True)
+
+    path: str
+    state: State
+    reasons: tuple[Reason, ...] = ()
+    fingerprint: str | None = None
+    components: Components | None = None
+
+    @property
+    def usable(self) -> bool:
+        """True when dependents may use the file as it is."""
+        return self.state in ("fresh", "user_override")
+
+
+def explain(old: Components, new: Components, template: str) -> list[Reason]:
+    """Name what changed between two sets of fingerprint components."""
+    reasons = [
+        Reason(code="input_changed", detail=path)
+        for path, digest in new.inputs.items()
+        if path in old.inputs and old.inputs[path] != digest
+    ]
+    if old.template != new.template:
+        reasons.append(Reason(code="template_changed", detail=template))
+    for name in sorted(set(old.fields) | set(new.fields)):
+        if old.fields.get(name) != new.fields.get(name):
+            code = "retry_requested" if name == "take" else "recipe_changed"
+            reasons.append(Reason(code=code, detail=name))
+    return reasons or [Reason(code="recipe_changed", detail="fingerprint_version")]
+
+
+def _upstream(art: Artifact, done: Mapping[str, Status]) -> list[Reason]:
+    return [
+        Reason(code="upstream_stale", detail=dep)
+        for dep in art.deps
+        if dep in done and not done[dep].usable
+    ]
+
+
+def evaluate_one(
+    art: Artifact,
+    record: Record | None,
+    hashes: Mapping[str, str | None],
+    template_hash: str,
+    done: Mapping[str, Status],
+) -> Status:
+    """Decide one artifact, given the verdicts on everything before it."""
+    on_disk = hashes.get(art.path)
+    if on_disk is not None and (record is None or on_disk != record.output_hash):
+        # A file keyframed did not write (or the user replaced ours) is pinned, never rebuilt.
+        return Status(path=art.path, state="user_override",
+                      reasons=(Reason(code="user_override", detail=art.path),))
+    upstream = _upstream(art, done)
+    missing = [i.path for i in art.recipe.inputs if hashes.get(i.path) is None]
+    if upstream or missing:
+        extra = [Reason(code="missing_input", detail=p) for p in missing if p not in art.deps]
+        return Status(path=art.path, state="stale", reasons=tuple(upstream + extra))
+    known = {i.path: hashes[i.path] or "" for i in art.recipe.inputs}
+    parts = components(art.recipe, known, template_hash)
+    digest = fingerprint(parts)
+    reasons: list[Reason] = []
+    if record is None:
+        reasons = [Reason(code="never_built")]
+    elif on_disk is None:
+        reasons = [Reason(code="missing_output", detail=art.path)]
+    elif record.fingerprint != digest:
+        reasons = explain(record.components, parts, art.recipe.template)
+    state: State = "stale" if reasons else "fresh"
+    return Status(path=art.path, state=state, reasons=tuple(reasons),
+                  fingerprint=digest, components=parts)
+
+
+def evaluate(
+    artifacts: Sequence[Artifact],
+    records: Mapping[str, Record],
+    hashes: Mapping[str, str | None],
+    template_hashes: Mapping[str, str],
+) -> dict[str, Status]:
+    """Decide every artifact; ``artifacts`` must be in dependency order."""
+    done: dict[str, Status] = {}
+    for art in artifacts:
+        template_hash = template_hashes.get(art.recipe.template, "")
+        done[art.path] = evaluate_one(art, records.get(art.path), hashes, template_hash, done)
+    return done
