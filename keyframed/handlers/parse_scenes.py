@@ -1,0 +1,541 @@
+"""Parse ``scene-breakdown.md``: lenient about Markdown, strict about meaning.
+
+A scene starts at a ``## Scene N: Title`` heading (``###`` works too; the title may be left
+out). Any other ``##`` heading (``## Overview``, ``## Notes``) starts a section that is ignored.
+Inside a scene:
+
+- A field is ``**Key**: value``, ``- **Key**: value``, ``**Key:** value`` or, without bold,
+  ``Key: value`` when ``Key`` is a known field. Keys are case-insensitive; ``_``/``-`` count as
+  spaces. Fields: Type, Duration, Characters (alias Character), Background, Style, Objects
+  (alias Object), Start Frame (aliases Start, Start Keyframe), End Frame (End, End Keyframe),
+  Motion, Camera, Seed.
+- ``Start Frame`` / ``End Frame`` take free text on the same line, and/or bullets below it:
+  ``- pose: x``, ``- expression: y``, ``- description: z``; a bullet without a key is free text.
+- A line that directly continues a text field (no blank line between) is joined to it, as
+  Markdown joins a paragraph. Blank lines, ``---`` rules and prose lines are otherwise ignored.
+- Names in Characters and Objects are separated by commas (``;``, ``&`` and `` and `` work too);
+  ``none`` or ``-`` means no names.
+
+Meaning is checked strictly (every problem is reported, with line and column):
+
+- Every scene needs a Type (character, landscape or object).
+- A character scene needs a Background and 1 or 2 Characters: one Qwen composite takes the
+  background and at most two character layers.
+- A landscape scene needs a Background and may have no Characters and no poses.
+- An object scene needs 1 or 2 Objects (one edit takes the objects and the style image).
+- Duration is seconds ("5 seconds", "5s", "5", "2.5 sec"), above 0; default 5.
+- Seed is a whole number from 0 to 2**63 - 1.
+- Scene numbers are whole numbers from 1 to 9999 and unique; scenes keep the file's order.
+- Unknown fields (bold keys, or plain keys close to a known one) are errors with a suggestion.
+
+Asset names are only collected here; :mod:`keyframed.handlers.validate` looks them up.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+
+from keyframed.errors import Diagnostic
+from keyframed.handlers.parse_assets import did_you_mean
+from keyframed.handlers.project import FrameSpec, Scene
+
+MAX_CHARACTERS = 2
+MAX_OBJECTS = 2
+MAX_SCENE_NUMBER = 9999
+MAX_SEED = 2**63 - 1
+SCENE_TYPES = ("character", "landscape", "object")
+
+# Canonical field name -> the spelling shown to people.
+FIELD_TITLES = {
+    "type": "Type",
+    "duration": "Duration",
+    "characters": "Characters",
+    "background": "Background",
+    "style": "Style",
+    "objects": "Objects",
+    "start": "Start Frame",
+    "end": "End Frame",
+    "motion": "Motion",
+    "camera": "Camera",
+    "seed": "Seed",
+}
+FIELD_ALIASES = {
+    **{title.lower(): key for key, title in FIELD_TITLES.items()},
+    "scene type": "type",
+    "character": "characters",
+    "object": "objects",
+    "start": "start",
+    "start keyframe": "start",
+    "end": "end",
+    "end keyframe": "end",
+}
+FRAME_KEYS = {"pose": "pose", "expression": "expression", "description": "text"}
+TEXT_FIELDS = ("start", "end", "motion", "camera")
+NONE_WORDS = {"", "none", "-", "—", "n/a", "na"}
+
+_HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
+_SCENE_HEADING = re.compile(r"^scene\s*(\d+)\s*(?:[:.\-–—]\s*)?(.*)$", re.IGNORECASE)
+_RULE = re.compile(r"^\s*(?:-{3,}|\*{3,}|_{3,})\s*$")
+_BULLET = re.compile(r"^\s*[-*+]\s+")
+_BOLD_FIELD = re.compile(r"^\*\*\s*([^*]+?)\s*\*\*\s*(:?)\s*(.*)$")
+_PLAIN_FIELD = re.compile(r"^([A-Za-z][A-Za-z _-]{0,30}?)\s*:\s*(.*)$")
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?|\.\d+)\s*(s|sec|secs|second|seconds)?\.?$", re.IGNORECASE)
+_NAME_SPLIT = re.compile(r"\s*(?:,|;|&|\band\b)\s*", re.IGNORECASE)
+
+
+@dataclass
+class _Value:
+    """A field's raw text and where it starts."""
+
+    text: str
+    line: int
+    column: int
+
+
+@dataclass
+class _Frame:
+    """A Start/End Frame while it is being read."""
+
+    line: int
+    items: dict[str, _Value] = field(default_factory=dict)
+    text: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _SceneDraft:
+    """A scene while it is being read."""
+
+    number: int
+    title: str
+    line: int
+    values: dict[str, _Value] = field(default_factory=dict)
+    frames: dict[str, _Frame] = field(default_factory=dict)
+
+
+@dataclass
+class _Line:
+    """One line of the file split into an optional key and a value, with columns."""
+
+    number: int
+    raw: str
+    bullet: bool
+    key: str | None
+    bold: bool
+    value: str
+    value_column: int
+    key_column: int
+
+
+def _split_line(number: int, raw: str) -> _Line:
+    """Split ``- **Key**: value`` / ``Key: value`` / prose into parts (columns are 1-based)."""
+    bullet = _BULLET.match(raw)
+    start = bullet.end() if bullet else len(raw) - len(raw.lstrip())
+    body = raw[start:].rstrip()
+    bold = _BOLD_FIELD.match(body)
+    if bold:
+        key = bold.group(1)
+        if bold.group(2) or key.endswith(":"):
+            return _Line(
+                number,
+                raw,
+                bool(bullet),
+                key.rstrip(": "),
+                True,
+                bold.group(3).strip(),
+                start + bold.start(3) + 1,
+                start + 1,
+            )
+    plain = _PLAIN_FIELD.match(body)
+    if plain:
+        return _Line(
+            number,
+            raw,
+            bool(bullet),
+            plain.group(1),
+            False,
+            plain.group(2).strip(),
+            start + plain.start(2) + 1,
+            start + 1,
+        )
+    return _Line(number, raw, bool(bullet), None, False, body, start + 1, start + 1)
+
+
+def field_key(key: str) -> str:
+    """Normalise a field key: lower case, ``_``/``-`` as spaces, single spaces."""
+    return " ".join(key.lower().replace("_", " ").replace("-", " ").split())
+
+
+class _Parser:
+    """A line-by-line state machine over the file."""
+
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.found: list[Diagnostic] = []
+        self.title = ""
+        self.drafts: list[_SceneDraft] = []
+        self.scene: _SceneDraft | None = None
+        self.frame: _Frame | None = None
+        self.continues: _Value | None = None  # the text field a next line would continue
+
+    def error(self, line: int, column: int, message: str, suggestion: str = "") -> None:
+        self.found.append(Diagnostic(self.file, line, column, message, suggestion))
+
+    def feed(self, number: int, raw: str) -> None:
+        heading = _HEADING.match(raw)
+        if heading:
+            self._heading(number, len(heading.group(1)), heading.group(2))
+        elif _RULE.match(raw):
+            self.frame = None
+            self.continues = None
+        elif not raw.strip():
+            self.continues = None
+        elif self.scene is not None:
+            self._scene_line(_split_line(number, raw))
+
+    def _heading(self, number: int, level: int, text: str) -> None:
+        self.frame = None
+        self.continues = None
+        if level == 1:
+            if not self.title:
+                self.title = re.sub(r"^scene\s+breakdown\s*:?\s*", "", text, flags=re.I).strip()
+            return
+        if re.match(r"^scene\b", text, re.IGNORECASE) and level <= 3:
+            self._scene_heading(number, text)
+        elif level == 2:
+            self.scene = None  # ## Overview and the like: not a scene
+
+    def _scene_heading(self, number: int, text: str) -> None:
+        match = _SCENE_HEADING.match(text)
+        self.scene = None
+        if not match:
+            self.error(
+                number,
+                1,
+                f"cannot read the scene number in heading '{text}'",
+                "write it as '## Scene 1: Title'",
+            )
+            return
+        value = int(match.group(1))
+        if not 1 <= value <= MAX_SCENE_NUMBER:
+            self.error(number, 1, f"scene number {value} is out of range (1 to {MAX_SCENE_NUMBER})")
+            return
+        first = next((d for d in self.drafts if d.number == value), None)
+        if first is not None:
+            self.error(
+                number,
+                1,
+                f"duplicate scene number {value} (scene {value} is also at line {first.line})",
+                "give every scene its own number",
+            )
+            return
+        self.scene = _SceneDraft(value, match.group(2).strip(), number)
+        self.drafts.append(self.scene)
+
+    def _scene_line(self, line: _Line) -> None:
+        if self.frame is not None and line.bullet and self._frame_bullet(self.frame, line):
+            return
+        key = field_key(line.key) if line.key else None
+        if key in FIELD_ALIASES:
+            self._field(FIELD_ALIASES[key], line)
+            return
+        if line.key and (line.bold or did_you_mean(line.key, list(FIELD_TITLES.values()), 0.8)):
+            self.error(
+                line.number,
+                line.key_column,
+                f"unknown field '{line.key}' in scene {self._number()}",
+                did_you_mean(line.key, list(FIELD_TITLES.values()))
+                or f"known fields: {', '.join(FIELD_TITLES.values())}",
+            )
+            self.continues = None
+            return
+        self._prose(line)
+
+    def _number(self) -> int:
+        return self.scene.number if self.scene else 0
+
+    def _frame_bullet(self, frame: _Frame, line: _Line) -> bool:
+        """Read a bullet under Start/End Frame; False when it is a scene field instead."""
+        key = field_key(line.key) if line.key else None
+        if key in FRAME_KEYS:
+            name = FRAME_KEYS[key]
+            if name in frame.items:
+                self.error(
+                    line.number,
+                    line.key_column,
+                    f"'{line.key}' is given twice in this frame "
+                    f"(first at line {frame.items[name].line})",
+                )
+            else:
+                frame.items[name] = _Value(line.value, line.number, line.value_column)
+            self.continues = frame.items[name]
+            return True
+        if key in FIELD_ALIASES:
+            self.frame = None
+            return False
+        suggestion = did_you_mean(line.key, list(FRAME_KEYS), 0.75) if line.key else ""
+        if suggestion:
+            self.error(
+                line.number,
+                line.key_column,
+                f"unknown frame field '{line.key}' (expected pose, expression or description)",
+                suggestion,
+            )
+            return True
+        text = line.raw[_BULLET.match(line.raw).end() :].strip()  # type: ignore[union-attr]
+        frame.text.append(text)
+        return True
+
+    def _field(self, key: str, line: _Line) -> None:
+        assert self.scene is not None
+        self.frame = None
+        self.continues = None
+        previous = self.scene.values.get(key)
+        if previous is not None:
+            self.error(
+                line.number,
+                line.key_column,
+                f"field '{FIELD_TITLES[key]}' is given twice in scene {self.scene.number}"
+                f" (first at line {previous.line})",
+            )
+            return
+        value = _Value(line.value, line.number, line.value_column)
+        self.scene.values[key] = value
+        if key in ("start", "end"):
+            self.frame = _Frame(line.number)
+            self.scene.frames[key] = self.frame
+        if key in TEXT_FIELDS:
+            self.continues = value
+
+    def _prose(self, line: _Line) -> None:
+        text = line.raw.strip()
+        if self.continues is not None:
+            self.continues.text = f"{self.continues.text} {text}".strip()
+        elif self.frame is not None:
+            self.frame.text.append(text)
+
+
+def parse_scenes(
+    text: str, file: str = "scene-breakdown.md"
+) -> tuple[str, list[Scene], list[Diagnostic]]:
+    """Parse scene-breakdown.md text.
+
+    Args:
+        text: The file's text.
+        file: The name used in diagnostics.
+
+    Returns:
+        The title (from ``# Scene Breakdown: X``), the scenes that parsed cleanly in file
+        order, and every diagnostic of the file, sorted by position.
+    """
+    if not text.strip():
+        return (
+            "",
+            [],
+            [Diagnostic(file, 1, 1, f"{file} is empty", "start a scene with '## Scene 1: Title'")],
+        )
+    parser = _Parser(file)
+    for number, raw in enumerate(text.splitlines(), start=1):
+        parser.feed(number, raw)
+    if not parser.drafts and not parser.found:
+        parser.error(1, 1, "no scenes found", "start each scene with '## Scene 1: Title'")
+    scenes = [s for d in parser.drafts if (s := _build(d, parser)) is not None]
+    found = sorted(parser.found, key=lambda d: (d.line, d.column))
+    return parser.title, scenes, found
+
+
+def _clean_name(text: str) -> str:
+    """A name as written, without surrounding quotes, backticks or emphasis."""
+    return text.strip().strip("`\"'*_").strip()
+
+
+def _names(value: _Value | None) -> list[str]:
+    """Comma-separated names; ``none`` gives no names."""
+    if value is None or value.text.strip().lower() in NONE_WORDS:
+        return []
+    return [n for n in (_clean_name(p) for p in _NAME_SPLIT.split(value.text)) if n]
+
+
+class _Builder:
+    """Turns one draft into a :class:`Scene`, reporting every problem of its meaning."""
+
+    def __init__(self, draft: _SceneDraft, parser: _Parser) -> None:
+        self.draft = draft
+        self.parser = parser
+        self.ok = True
+        self.label = f"scene {draft.number}"
+
+    def error(self, at: _Value | None, message: str, suggestion: str = "") -> None:
+        line, column = (at.line, at.column) if at else (self.draft.line, 1)
+        self.parser.error(line, column, f"{self.label}: {message}", suggestion)
+        self.ok = False
+
+    def type_(self) -> str | None:
+        value = self.draft.values.get("type")
+        if value is None or not value.text:
+            self.error(
+                value, "missing field 'Type'", "add '**Type**: character' (or landscape, object)"
+            )
+            return None
+        kind = _clean_name(value.text).lower()
+        if kind not in SCENE_TYPES:
+            self.error(
+                value,
+                f"unknown scene type '{value.text}' (expected character, landscape or object)",
+                did_you_mean(kind, SCENE_TYPES),
+            )
+            return None
+        return kind
+
+    def duration(self) -> float:
+        value = self.draft.values.get("duration")
+        if value is None:
+            return 5.0
+        match = _DURATION.match(value.text.strip())
+        seconds = float(match.group(1)) if match else math.nan
+        if not (seconds > 0 and math.isfinite(seconds)):
+            self.error(
+                value,
+                f"bad duration '{value.text}': expected a number of seconds above 0",
+                "write it like '5 seconds' or '5s'",
+            )
+            return 5.0
+        return seconds
+
+    def seed(self) -> int | None:
+        value = self.draft.values.get("seed")
+        if value is None:
+            return None
+        text = value.text.strip()
+        if not re.fullmatch(r"\d+", text) or int(text) > MAX_SEED:
+            self.error(value, f"bad seed '{text}': expected a whole number from 0 to {MAX_SEED}")
+            return None
+        return int(text)
+
+    def single(self, key: str) -> str | None:
+        value = self.draft.values.get(key)
+        names = _names(value)
+        if len(names) > 1:
+            self.error(
+                value, f"'{FIELD_TITLES[key]}' takes one name, got {len(names)}: {', '.join(names)}"
+            )
+            return None
+        return names[0] if names else None
+
+    def many(self, key: str) -> tuple[str, ...]:
+        value = self.draft.values.get(key)
+        names = _names(value)
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            self.error(value, f"'{FIELD_TITLES[key]}' names {', '.join(repeated)} more than once")
+        return tuple(dict.fromkeys(names))
+
+    def frame(self, key: str) -> FrameSpec:
+        frame = self.draft.frames.get(key)
+        value = self.draft.values.get(key)
+        if frame is None or value is None:
+            return FrameSpec()
+        items = frame.items
+        pose = _names(items.get("pose"))
+        if len(pose) > 1:
+            self.error(items["pose"], f"a frame takes one pose, got {len(pose)}")
+        parts = [value.text, *(v.text for k, v in items.items() if k == "text"), *frame.text]
+        return FrameSpec(
+            pose=pose[0] if pose else None,
+            expression=items["expression"].text.strip() if "expression" in items else "",
+            text=", ".join(p.strip() for p in parts if p.strip()),
+            line=frame.line,
+        )
+
+    def field_lines(self) -> dict[str, int]:
+        lines = {key: value.line for key, value in self.draft.values.items()}
+        for which, frame in self.draft.frames.items():
+            for item, value in frame.items.items():
+                lines[f"{which}.{'description' if item == 'text' else item}"] = value.line
+        return lines
+
+
+def _check_kind(b: _Builder, kind: str, scene: dict[str, object]) -> None:
+    """The rules of each scene type: what it needs and what it cannot have."""
+    values = b.draft.values
+    characters = scene["characters"]
+    objects = scene["objects"]
+    assert isinstance(characters, tuple) and isinstance(objects, tuple)
+    if kind in ("character", "landscape") and not _names(values.get("background")):
+        b.error(
+            values.get("background"),
+            f"a {kind} scene needs a Background",
+            "add '**Background**: <background name from assets.json>'",
+        )
+    if kind == "character" and not characters:
+        b.error(
+            values.get("characters"),
+            "a character scene needs at least one character",
+            "add '**Characters**: <name>' or use '**Type**: landscape'",
+        )
+    if kind == "character" and len(characters) > MAX_CHARACTERS:
+        b.error(
+            values.get("characters"),
+            f"{len(characters)} characters in one scene; at most {MAX_CHARACTERS} fit "
+            "(the Qwen composite takes the background + 2 characters)",
+            "split the scene or drop a character",
+        )
+    if kind != "character" and characters:
+        b.error(
+            values.get("characters"),
+            f"a {kind} scene has no characters",
+            "use '**Type**: character' or remove the Characters field",
+        )
+    if kind == "object" and not objects:
+        b.error(
+            values.get("objects"),
+            "an object scene needs at least one object",
+            "add '**Objects**: <name from assets.json>'",
+        )
+    if kind == "object" and len(objects) > MAX_OBJECTS:
+        b.error(
+            values.get("objects"),
+            f"{len(objects)} objects in one scene; at most "
+            f"{MAX_OBJECTS} fit (one edit takes the objects and the style image)",
+        )
+    for which in ("start", "end"):
+        frame = b.draft.frames.get(which)
+        if kind != "character" and frame is not None and "pose" in frame.items:
+            b.error(
+                frame.items["pose"],
+                f"a {kind} scene has no character to pose",
+                "describe the frame in words instead",
+            )
+
+
+def _build(draft: _SceneDraft, parser: _Parser) -> Scene | None:
+    """Build the Scene of a draft, or None after reporting why it cannot be built."""
+    b = _Builder(draft, parser)
+    kind = b.type_()
+    fields: dict[str, object] = {
+        "duration": b.duration(),
+        "characters": b.many("characters"),
+        "background": b.single("background"),
+        "style": b.single("style"),
+        "objects": b.many("objects"),
+        "start": b.frame("start"),
+        "end": b.frame("end"),
+        "seed": b.seed(),
+    }
+    if kind is not None:
+        _check_kind(b, kind, fields)
+    if kind is None or not b.ok:
+        return None
+    texts = {k: draft.values[k].text.strip() for k in ("motion", "camera") if k in draft.values}
+    return Scene.model_validate(
+        {
+            "number": draft.number,
+            "title": draft.title,
+            "type": kind,
+            **fields,
+            **texts,
+            "line": draft.line,
+            "field_lines": b.field_lines(),
+        }
+    )
