@@ -17,7 +17,9 @@ class _Command(Protocol):
 
 # Each module has ``register(subparsers)`` which adds its parser and sets ``func``.
 COMMANDS: tuple[str, ...] = (
+    "keyframed.daemon.cmd_models",
     "keyframed.daemon.cmd_plan",
+    "keyframed.daemon.cmd_service",
 )
 
 
