@@ -253,9 +253,10 @@ def check_template(
     """Check a template's structure: bind it with stand-in values, then :func:`check_prompt`.
 
     Every image slot is filled, every LoRA marker gets one LoRA of its group (with the loader
-    of ``settings.loras.loader``), and every other placeholder a value valid for the input it
-    sits in, so what remains are the template's own mistakes: unknown classes or inputs,
-    constants out of range, wrong links, a missing output.
+    of ``settings.loras.loader``), and every other required placeholder a value valid for the
+    input it sits in, so what remains are the template's own mistakes: unknown classes or
+    inputs, constants out of range, wrong links, a missing output. Optional ``{{name?}}``
+    placeholders stay unbound, so one on a required input is reported as missing.
 
     Returns:
         The problems found, each naming the node; empty when the template is usable.
@@ -285,8 +286,8 @@ def _stand_ins(
             slot = binding.IMAGE_SLOT_RE.match(parsed[0])
             if slot:
                 slots = max(slots, int(slot.group(1)))
-                continue
-            values[parsed[0]] = _stand_in(node["class_type"], key, info, models, parsed[0])
+            elif not parsed[1]:  # optional ones stay unbound: check the inputs they drop
+                values[parsed[0]] = _stand_in(node["class_type"], key, info, models, parsed[0])
     loras = _stand_in_loras(prompt, settings, models)
     recipe = _recipe(values, loras, slots)
     return recipe, [f"check_{i}.png" for i in range(1, slots + 1)], models
