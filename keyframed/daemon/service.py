@@ -152,7 +152,6 @@ def _plan_systemd(project: Path, host: Host) -> InstallPlan:
     except ValueError as exc:
         raise KeyframedError(str(exc)) from exc
     unit_file = _systemd_user_dir(host) / service_render.UNIT_TEMPLATE
-    instance = unit.removesuffix(".service")
     systemctl = ("systemctl", "--user")
     hint = (
         "systemctl --user talks to your login session's service manager; run this as yourself "
@@ -165,15 +164,21 @@ def _plan_systemd(project: Path, host: Host) -> InstallPlan:
             Step((*systemctl, "daemon-reload"), hint=hint),
             Step((*systemctl, "enable", "--now", unit), hint=hint),
         ),
-        notes=(
-            f"Follow the logs:  journalctl --user -u {shlex.quote(instance)} -f",
-            f"Status:           systemctl --user status {shlex.quote(unit)}",
-            f"Reload config:    systemctl --user reload {shlex.quote(unit)}",
-            f"Stop and disable: systemctl --user disable --now {shlex.quote(unit)}",
-            'To keep it running while you are logged out: loginctl enable-linger "$USER"',
-            "If it was already running, restart it to use the new unit: "
-            f"systemctl --user restart {shlex.quote(unit)}",
-        ),
+        notes=_systemd_notes(unit),
+    )
+
+
+def _systemd_notes(unit: str) -> tuple[str, ...]:
+    instance = shlex.quote(unit.removesuffix(".service"))
+    quoted = shlex.quote(unit)
+    return (
+        f"Follow the logs:  journalctl --user -u {instance} -f",
+        f"Status:           systemctl --user status {quoted}",
+        f"Reload config:    systemctl --user reload {quoted}",
+        f"Stop and disable: systemctl --user disable --now {quoted}",
+        'To keep it running while you are logged out: loginctl enable-linger "$USER"',
+        f"If it was already running, restart it to use the new unit: "
+        f"systemctl --user restart {quoted}",
     )
 
 
@@ -204,12 +209,16 @@ def _plan_launchd(project: Path, host: Host) -> InstallPlan:
             Step(("launchctl", "enable", f"{domain}/{label}")),
             Step(("launchctl", "bootstrap", domain, str(plist))),
         ),
-        notes=(
-            f"Logs:             tail -f {shlex.quote(str(out))} {shlex.quote(str(err))}",
-            f"Status:           launchctl print {domain}/{label}",
-            f"Reload config:    launchctl kill SIGHUP {domain}/{label}",
-            f"Stop and unload:  launchctl bootout {domain}/{label}",
-        ),
+        notes=_launchd_notes(f"{domain}/{label}", out, err),
+    )
+
+
+def _launchd_notes(target: str, out: Path, err: Path) -> tuple[str, ...]:
+    return (
+        f"Logs:             tail -f {shlex.quote(str(out))} {shlex.quote(str(err))}",
+        f"Status:           launchctl print {target}",
+        f"Reload config:    launchctl kill SIGHUP {target}",
+        f"Stop and unload:  launchctl bootout {target}",
     )
 
 
