@@ -20,6 +20,7 @@ COMMANDS: tuple[str, ...] = (
     "keyframed.daemon.cmd_models",
     "keyframed.daemon.cmd_plan",
     "keyframed.daemon.cmd_service",
+    "keyframed.daemon.cmd_validate",
 )
 
 

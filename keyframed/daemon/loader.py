@@ -1,0 +1,285 @@
+"""Load a project folder: read the input files safely, parse them, look at the images, check.
+
+:func:`load_project` never raises for bad input: every problem becomes a
+:class:`~keyframed.errors.Diagnostic` and ``project`` is None. What it guards against:
+
+- files too large to be hand-written inputs (refused from their size, without reading them);
+- binary files (NUL or other control bytes) and text that is not UTF-8 (reported at the line
+  and column of the first bad byte); a UTF-8 byte-order mark is accepted;
+- asset image paths that leave the project through a symlink (of the file or of any folder
+  on the way); the parsers already refuse absolute paths and ``..``;
+- images that are not images, are truncated, or would decode to more than ``max_pixels``
+  pixels (checked from the header; pixels are never decoded here). Pillow's warnings are
+  turned into diagnostics, never let out.
+
+Reconcile passes call this often, so the facts about an image are cached by its
+(real path, size, mtime_ns, inode), and each file's parse by its exact bytes.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+import threading
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from PIL import Image, UnidentifiedImageError
+
+from keyframed.errors import Diagnostic
+from keyframed.handlers.facts import FileFact
+from keyframed.handlers.parse_assets import parse_assets, path_problem
+from keyframed.handlers.parse_scenes import parse_scenes
+from keyframed.handlers.parse_style import parse_style
+from keyframed.handlers.project import AssetLibrary, Project, Scene, StyleFile
+from keyframed.handlers.validate import validate
+
+ASSETS_FILE = "assets.json"
+SCENES_FILE = "scene-breakdown.md"
+STYLE_FILE = "style.json"
+MAX_JSON_BYTES = 5 * 1024 * 1024
+MAX_MARKDOWN_BYTES = 20 * 1024 * 1024
+IMAGE_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "GIF", "TIFF")
+# C0 control bytes that never occur in hand-written text (tab, LF, VT, FF, CR and ESC may).
+_BINARY = re.compile(rb"[\x00-\x08\x0e-\x1a\x1c-\x1f]")
+_FILE_ORDER = {ASSETS_FILE: 0, SCENES_FILE: 1, STYLE_FILE: 2}
+_CACHE_LIMIT = 4096
+T = TypeVar("T")
+
+
+@dataclass
+class LoadResult:
+    """The project (None when anything is wrong), every diagnostic, and the image facts."""
+
+    project: Project | None
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    facts: dict[str, FileFact] = field(default_factory=dict)
+
+
+class _Caches:
+    """Small memo tables shared by every load in the process (dict operations are atomic)."""
+
+    def __init__(self) -> None:
+        self.facts: dict[tuple[str, int, int, int, int], FileFact] = {}
+        self.parses: dict[str, tuple[str, Any]] = {}
+        self.lock = threading.Lock()
+
+    def parsed(self, name: str, text: str, parse: Callable[[str, str], T]) -> T:
+        last = self.parses.get(name)
+        if last is not None and last[0] == text:
+            cached: T = last[1]
+            return cached
+        result = parse(text, name)
+        self.parses[name] = (text, result)
+        return result
+
+    def remember(self, key: tuple[str, int, int, int, int], fact: FileFact) -> FileFact:
+        with self.lock:
+            if len(self.facts) >= _CACHE_LIMIT:
+                self.facts.clear()
+            self.facts[key] = fact
+        return fact
+
+
+_CACHES = _Caches()
+
+
+def load_project(root: Path, max_pixels: int = 64_000_000) -> LoadResult:
+    """Read, parse and check the project in ``root``.
+
+    Args:
+        root: The project folder.
+        max_pixels: Images with more pixels than this are refused as decompression bombs.
+
+    Returns:
+        A :class:`LoadResult`; ``project`` is None when there is any diagnostic.
+    """
+    if not root.is_dir():
+        return LoadResult(None, [Diagnostic(str(root), 1, 1, "is not a folder")])
+    found: list[Diagnostic] = []
+    assets_text = read_text(root, ASSETS_FILE, MAX_JSON_BYTES, found, required=True)
+    scenes_text = read_text(root, SCENES_FILE, MAX_MARKDOWN_BYTES, found, required=True)
+    style_text = read_text(root, STYLE_FILE, MAX_JSON_BYTES, found, required=False)
+    library, title, style = AssetLibrary(), "", StyleFile()
+    scenes: list[Scene] = []
+    if assets_text is not None:
+        library, problems = _CACHES.parsed(ASSETS_FILE, assets_text, parse_assets)
+        found += problems
+    if scenes_text is not None:
+        title, scenes, problems = _CACHES.parsed(SCENES_FILE, scenes_text, parse_scenes)
+        found += problems
+    if style_text is not None:
+        style, problems = _CACHES.parsed(STYLE_FILE, style_text, parse_style)
+        found += problems
+    facts = {
+        a.output_path: image_fact(root, a.output_path, max_pixels) for a in library.assets.values()
+    }
+    project = Project(title=title, assets=library, scenes=tuple(scenes), style=style)
+    if not any(d.file in (ASSETS_FILE, STYLE_FILE) for d in found):
+        # With a broken assets.json every name would look unknown: check names only when the
+        # library is whole (scenes that did not parse are simply absent from ``scenes``).
+        found += validate(project, facts, style.default_style)
+    found.sort(key=lambda d: (_FILE_ORDER.get(d.file, 9), d.file, d.line, d.column))
+    return LoadResult(None if found else project, found, facts)
+
+
+def read_text(
+    root: Path, name: str, limit: int, found: list[Diagnostic], *, required: bool
+) -> str | None:
+    """Read one input file as UTF-8 text, or add a diagnostic and return None.
+
+    Args:
+        root: The project folder.
+        name: The file name inside it.
+        limit: The largest size accepted, in bytes.
+        found: Where diagnostics are added.
+        required: Whether a missing file is an error.
+    """
+    path = root / name
+    try:
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            found.append(Diagnostic(name, 1, 1, f"{name} is not a regular file"))
+            return None
+        if info.st_size > limit:
+            found.append(_too_large(name, info.st_size, limit))
+            return None
+        with path.open("rb") as handle:
+            data = handle.read(limit + 1)  # the file may have grown since stat()
+    except FileNotFoundError:
+        if required:
+            found.append(Diagnostic(name, 1, 1, f"{name} is missing", f"create {name}"))
+        return None
+    except OSError as exc:
+        found.append(Diagnostic(name, 1, 1, f"cannot read {name}: {exc.strerror or exc}"))
+        return None
+    if len(data) > limit:
+        found.append(_too_large(name, len(data), limit))
+        return None
+    return decode_text(name, data, found)
+
+
+def _too_large(name: str, size: int, limit: int) -> Diagnostic:
+    return Diagnostic(
+        name,
+        1,
+        1,
+        f"{name} is {size:,} bytes, more than the limit of {limit:,}",
+        "is this the right file?",
+    )
+
+
+def decode_text(name: str, data: bytes, found: list[Diagnostic]) -> str | None:
+    """Decode UTF-8 (a BOM is allowed); report binary bytes or bad UTF-8 at their position."""
+    data = data.removeprefix(b"\xef\xbb\xbf")
+    match = _BINARY.search(data)
+    binary = match.start() if match else None
+    if binary is not None:
+        line, column = _position(data, binary)
+        found.append(
+            Diagnostic(
+                name,
+                line,
+                column,
+                f"{name} looks like a binary file, not text (byte 0x{data[binary]:02x})",
+                "save it as plain UTF-8 text",
+            )
+        )
+        return None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line, column = _position(data, exc.start)
+        found.append(
+            Diagnostic(
+                name,
+                line,
+                column,
+                f"{name} is not UTF-8 text (byte 0x{data[exc.start]:02x})",
+                "save it as UTF-8",
+            )
+        )
+        return None
+
+
+def _position(data: bytes, offset: int) -> tuple[int, int]:
+    """1-based line and column (in characters of the valid text before it) of a byte offset."""
+    line_start = data.rfind(b"\n", 0, offset) + 1
+    column = len(data[line_start:offset].decode("utf-8", errors="replace")) + 1
+    return data.count(b"\n", 0, offset) + 1, column
+
+
+def image_fact(root: Path, rel: str, max_pixels: int) -> FileFact:
+    """What the disk has at one asset path: existence, containment, and image header facts.
+
+    Args:
+        root: The project folder.
+        rel: The project-relative POSIX path (already checked by the parser).
+        max_pixels: The decompression-bomb limit.
+    """
+    problem = path_problem(rel)
+    if problem:
+        return FileFact(path=rel, error=f"path {problem}")
+    real_root = os.path.realpath(root)
+    real = os.path.realpath(root / rel)
+    if os.path.commonpath([real_root, real]) != real_root:
+        return FileFact(
+            path=rel,
+            exists=os.path.lexists(root / rel),
+            error="is a symlink (or inside a symlinked folder) that leads outside the project",
+        )
+    try:
+        info = os.stat(real)
+    except FileNotFoundError:
+        return FileFact(path=rel)
+    except OSError as exc:
+        return FileFact(path=rel, exists=True, error=f"cannot be read: {exc.strerror or exc}")
+    if stat.S_ISDIR(info.st_mode):
+        return FileFact(path=rel, exists=True, error="is a folder, not an image")
+    if not stat.S_ISREG(info.st_mode):
+        return FileFact(path=rel, exists=True, error="is not a regular file")
+    key = (real, info.st_size, info.st_mtime_ns, info.st_ino, max_pixels)
+    cached = _CACHES.facts.get(key)
+    if cached is not None and cached.path == rel:
+        return cached
+    return _CACHES.remember(key, _inspect(rel, Path(real), max_pixels))
+
+
+def _inspect(rel: str, path: Path, max_pixels: int) -> FileFact:
+    """Open the image lazily, check its size and structure without decoding pixels."""
+    try:
+        with warnings.catch_warnings():
+            # Pillow warns about large images (an error under pytest); our own limit decides.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path, formats=IMAGE_FORMATS) as im:
+                width, height = im.size
+                fmt = im.format or ""
+                if width * height > max_pixels:
+                    return _bomb(rel, width, height, max_pixels)
+                im.verify()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        return FileFact(
+            path=rel,
+            exists=True,
+            error="is a decompression bomb: its header claims more pixels than Pillow will open",
+        )
+    except UnidentifiedImageError:
+        return FileFact(path=rel, exists=True, error="is not an image (PNG, JPEG or WebP)")
+    except (OSError, SyntaxError, ValueError, EOFError, Warning) as exc:
+        return FileFact(path=rel, exists=True, error=f"is a truncated or corrupt image ({exc})")
+    return FileFact(path=rel, exists=True, is_image=True, width=width, height=height, format=fmt)
+
+
+def _bomb(rel: str, width: int, height: int, max_pixels: int) -> FileFact:
+    return FileFact(
+        path=rel,
+        exists=True,
+        width=width,
+        height=height,
+        error=f"is a decompression bomb: {width}x{height} = {width * height:,} pixels, "
+        f"more than the limit of {max_pixels:,}",
+    )
