@@ -12,7 +12,7 @@ import warnings
 from collections.abc import Mapping
 from pathlib import Path
 
-from PIL import Image, ImageColor, ImageFont, PngImagePlugin, UnidentifiedImageError
+from PIL import Image, ImageColor, ImageFont, PngImagePlugin
 
 from keyframed.errors import OutputError
 
@@ -135,14 +135,21 @@ def load_image(path: Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Ima
     """
     try:
         with warnings.catch_warnings():
-            # Our own limit below replaces Pillow's bomb warning (it is an error under pytest).
+            # Our own limit below replaces Pillow's bomb warning (an error under pytest). The
+            # filter change is process-wide for an instant; it only ever silences this warning.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(path) as im:
                 _check_pixels(path, im.size, max_pixels)
                 im.load()
                 info = dict(im.info)
                 rgba = to_rgba(im)
-    except (OSError, UnidentifiedImageError, Image.DecompressionBombError, ValueError) as exc:
+    except (
+        OSError,  # missing, unreadable, truncated; UnidentifiedImageError is one
+        Image.DecompressionBombError,
+        ValueError,
+        EOFError,  # some plugins signal a short file this way
+        SyntaxError,  # and some a malformed header
+    ) as exc:
         raise OutputError(f"cannot read image {path.name}: {exc}") from exc
     rgba.info = info
     return rgba

@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from PIL import Image, ImageChops, ImageDraw, ImageOps, ImageStat
+from PIL import Image, ImageChops, ImageDraw, ImageFilter, ImageOps, ImageStat
 
 from keyframed.daemon.imaging import (
     DEFAULT_MAX_PIXELS,
@@ -383,11 +383,16 @@ def _distance(a: RGB, b: RGB) -> int:
 
 
 def key_mask(im: Image.Image, key: RGB, threshold: int = 10) -> Image.Image:
-    """An L mask: 0 where ``im`` is (near) ``key``, ramping to 255 for other colours."""
+    """An L mask: 0 where ``im`` is (near) ``key``, ramping to 255 for other colours.
+
+    The mask is eroded by one pixel: anti-aliased edge pixels are part backdrop, and keeping
+    them would leave a light fringe around a figure placed on a darker background.
+    """
     diff = ImageChops.difference(im.convert("RGB"), Image.new("RGB", im.size, key))
     channels = diff.split()
     spread = ImageChops.add(ImageChops.add(channels[0], channels[1]), channels[2])
-    return spread.point(lambda v: 0 if v <= threshold else min(255, (v - threshold) * 12))
+    mask = spread.point(lambda v: 0 if v <= threshold else min(255, (v - threshold) * 12))
+    return mask.filter(ImageFilter.MinFilter(3))
 
 
 def figure_of(layer: Image.Image) -> Image.Image:
