@@ -384,6 +384,10 @@ def test_video_length_follows_the_duration_param_capped(files: Inputs, tmp_path:
     assert abs(total(_video(duration=3)) - 3000) <= 50
     assert abs(total(_video(duration="nonsense")) - 2000) <= 50
     assert total(_video(duration=1000)) <= preview.MAX_VIDEO_SECONDS * 1000 + 50
+    capped = preview.render(
+        _video(duration=30), files, width=64, height=64, palette=PALETTE, fps=2, max_seconds=4
+    )
+    assert abs(sum(_frames(capped)[1]) - 4000) <= 50
 
 
 def test_too_small_a_size_is_an_error(files: Inputs) -> None:

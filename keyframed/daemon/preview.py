@@ -107,6 +107,7 @@ def render(
     palette: Sequence[str],
     fps: int = 8,
     seconds: float = 2.0,
+    max_seconds: float = MAX_VIDEO_SECONDS,
     max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> bytes:
     """Render a preview of ``artifact`` and return the file's bytes (PNG, or WebP for video).
@@ -119,6 +120,7 @@ def render(
         palette: the project's style palette (CSS colours); invalid entries are skipped.
         fps: frames per second of the video preview.
         seconds: video length when the recipe has no ``duration`` parameter.
+        max_seconds: cap on the video length (``video.max_seconds`` of the settings).
         max_pixels: inputs with more pixels than this are refused before decoding.
 
     Returns:
@@ -132,7 +134,7 @@ def render(
     job = _Job(artifact, inputs, (width, height), _palette(palette), max_pixels)
     step = artifact.recipe.step
     if step == "video":
-        return _video(job, fps, seconds)
+        return _video(job, fps, min(_duration(job, seconds), max_seconds))
     return _RENDERERS[step](job)
 
 
@@ -456,13 +458,12 @@ def _place_character(frame: Image.Image, fig: Image.Image, index: int, count: in
     frame.paste(fig, (centre_x - target_w // 2, bottom - target_h), fig)
 
 
-def _video(job: _Job, fps: int, seconds: float) -> bytes:
+def _video(job: _Job, fps: int, length: float) -> bytes:
     """Video: an animated WebP crossfade from the start to the end keyframe."""
     start_im = job.first("start")
     end_im = job.first("end")
     first = cover(start_im, job.size) if start_im is not None else _gradient(job)
     last = cover(end_im, job.size) if end_im is not None else first
-    length = min(_duration(job, seconds), MAX_VIDEO_SECONDS)
     count = max(2, min(MAX_VIDEO_FRAMES, round(max(1, fps) * length)))
     top = overlay(job, job.artifact.recipe.prompt)
     frames = [
