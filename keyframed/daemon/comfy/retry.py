@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -52,6 +53,11 @@ class RetryPolicy:
         """A policy that retries without waiting (for tests)."""
         return cls(attempts=attempts, initial=0.0, max_delay=0.0, jitter=0.0, sleep=_no_sleep)
 
+    def delay(self, state: tenacity.RetryCallState) -> float:
+        """The wait before the next attempt (a tenacity wait function)."""
+        exponential = self.initial * 2.0 ** (state.attempt_number - 1)
+        return min(self.max_delay, exponential + random.uniform(0, self.jitter))
+
     def retrying(self, *, server: str, job: str, what: str) -> tenacity.Retrying:
         """A tenacity ``Retrying`` that retries ComfyTransientError and re-raises the last one."""
 
@@ -71,9 +77,7 @@ class RetryPolicy:
         return tenacity.Retrying(
             sleep=self.sleep,
             stop=tenacity.stop_after_attempt(self.attempts),
-            wait=tenacity.wait_exponential_jitter(
-                initial=self.initial, max=self.max_delay, jitter=self.jitter
-            ),
+            wait=self.delay,
             retry=tenacity.retry_if_exception_type(ComfyTransientError),
             before_sleep=before_sleep,
             reraise=True,

@@ -1,0 +1,778 @@
+"""The ComfyUI client and run_job: MockTransport for exact exchanges, the fake server for faults."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from PIL import Image
+from structlog.testing import capture_logs
+
+from keyframed.daemon.comfy import (
+    ComfyClient,
+    Done,
+    Failed,
+    Lost,
+    Queued,
+    RetryPolicy,
+    Running,
+    prompt_id_for,
+    run_job,
+    upload_name,
+)
+from keyframed.errors import (
+    ComfyExecutionError,
+    ComfyLostError,
+    ComfyPermanentError,
+    ComfyTransientError,
+    OutputError,
+)
+
+TOKEN = "tok-" + "s3cr3t" * 4
+PID = "fd664afb-14dd-4bc6-810f-fb950993424f"
+Handler = Callable[[httpx.Request], httpx.Response]
+
+
+def png_bytes(size: tuple[int, int] = (64, 48), colour: str = "red") -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", size, colour).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def history_entry(prompt_id: str, outputs: dict[str, Any], *, status: str = "success") -> Any:
+    messages: list[Any] = [["execution_start", {"prompt_id": prompt_id, "timestamp": 1}]]
+    if status == "success":
+        messages.append(["execution_success", {"prompt_id": prompt_id, "timestamp": 2}])
+    return {
+        prompt_id: {
+            "prompt": [0, prompt_id, {}, {"client_id": "c"}, list(outputs)],
+            "outputs": outputs,
+            "status": {
+                "status_str": status,
+                "completed": status == "success",
+                "messages": messages,
+            },
+            "meta": {},
+        }
+    }
+
+
+IMAGE_OUT = {
+    "filename": "keyframe-start_00001_.png",
+    "subfolder": "keyframed/scene-01",
+    "type": "output",
+}
+
+
+class Recorder:
+    """A MockTransport handler that records each request and answers through ``route``."""
+
+    def __init__(self, route: Handler) -> None:
+        self.route = route
+        self.requests: list[httpx.Request] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        return self.route(request)
+
+    def paths(self, method: str | None = None) -> list[str]:
+        return [r.url.path for r in self.requests if method in (None, r.method)]
+
+
+def make_client(route: Handler, **kwargs: Any) -> tuple[ComfyClient, Recorder]:
+    recorder = Recorder(route)
+    kwargs.setdefault("retry", RetryPolicy.immediate(3))
+    kwargs.setdefault("websocket", False)
+    client = ComfyClient(
+        "http://comfy.test:8188", name="gpu1", transport=httpx.MockTransport(recorder), **kwargs
+    )
+    return client, recorder
+
+
+@pytest.fixture
+def transcripts(shared_dir: Path) -> Callable[[str], Any]:
+    def load(name: str) -> Any:
+        path = shared_dir / "comfyui" / "transcripts" / f"{name}.json"
+        return json.loads(path.read_text(encoding="utf-8"))
+
+    return load
+
+
+# -- preflight ---------------------------------------------------------------------------
+
+
+def test_preflight_reads_nodes_models_version_and_devices(
+    shared_dir: Path, transcripts: Callable[[str], Any]
+) -> None:
+    object_info = json.loads((shared_dir / "comfyui" / "object_info.json").read_text("utf-8"))
+    loras = ["InStyle-0.5.safetensors", "sub/AnyPose.safetensors"]
+
+    def route(request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        if path == "/object_info":
+            return httpx.Response(200, json=object_info)
+        if path == "/system_stats":
+            return httpx.Response(200, json=transcripts("get_system_stats")["body"])
+        if path == "/models":
+            return httpx.Response(200, json=transcripts("get_models")["body"])
+        if path == "/models/loras":
+            return httpx.Response(200, json=loras)
+        if path.startswith("/models/"):
+            return httpx.Response(200, json=[])
+        return httpx.Response(404)
+
+    client, recorder = make_client(route)
+    with client:
+        info = client.preflight()
+    assert info.version == "0.8.0"
+    assert info.devices[0].type == "cpu" and info.vram_free == 24151298048
+    assert {"LoraLoaderModelOnly", "SaveImage", "TextEncodeQwenImageEditPlus"} <= info.node_classes
+    assert info.models["loras"] == frozenset(loras)
+    assert info.has_model("loras", "sub/AnyPose.safetensors")
+    assert info.missing(
+        nodes=["SaveImage", "NoSuchNode"],
+        models=[("loras", "InStyle-0.5.safetensors"), ("vae", "qwen_image_vae.safetensors")],
+    ) == ["node NoSuchNode", "vae/qwen_image_vae.safetensors"]
+    assert "/models/unet" not in recorder.paths()  # not a folder ComfyUI serves
+
+
+def test_preflight_of_something_that_is_not_comfyui_is_permanent() -> None:
+    client, _ = make_client(lambda r: httpx.Response(200, json=["not", "an", "object"]))
+    with client, pytest.raises(ComfyPermanentError, match="object_info"):
+        client.preflight()
+
+
+# -- uploads -----------------------------------------------------------------------------
+
+
+def _upload_route(answers: list[dict[str, Any]]) -> Handler:
+    def route(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/upload/image":
+            return httpx.Response(200, json=answers.pop(0))
+        return httpx.Response(404)
+
+    return route
+
+
+def test_upload_sends_a_content_hash_name_once(tmp_path: Path) -> None:
+    data = png_bytes()
+    local = tmp_path / "Samurai.PNG"
+    local.write_bytes(data)
+    digest = hashlib.sha256(data).hexdigest()
+    name = f"kf-{digest[:20]}.png"
+    recorded: list[tuple[str, str]] = []
+    client, recorder = make_client(
+        _upload_route([{"name": name, "subfolder": "keyframed", "type": "input"}]),
+        on_upload=lambda sha, n: recorded.append((sha, n)),
+    )
+    with client:
+        assert client.upload(local, digest) == f"keyframed/{name}"
+        assert client.upload(local, digest) == f"keyframed/{name}"
+    assert recorder.paths() == ["/upload/image"]
+    body = recorder.requests[0].content
+    assert f'filename="{name}"'.encode() in body and data in body
+    for field, value in (("subfolder", "keyframed"), ("type", "input"), ("overwrite", "false")):
+        assert f'name="{field}"\r\n\r\n{value}\r\n'.encode() in body
+    assert recorded == [(digest, f"keyframed/{name}")]
+    assert upload_name(local, digest) == name
+
+
+def test_upload_uses_the_name_the_server_chose(tmp_path: Path) -> None:
+    local = tmp_path / "a.png"
+    local.write_bytes(png_bytes())
+    digest = hashlib.sha256(local.read_bytes()).hexdigest()
+    renamed = f"kf-{digest[:20]} (1).png"
+    client, _ = make_client(_upload_route([{"name": renamed, "subfolder": "keyframed"}]))
+    with client:
+        assert client.upload(local, digest) == f"keyframed/{renamed}"
+
+
+def test_known_uploads_are_checked_once_and_not_sent_again(tmp_path: Path) -> None:
+    local = tmp_path / "a.png"
+    local.write_bytes(png_bytes())
+    digest = hashlib.sha256(local.read_bytes()).hexdigest()
+    known = f"keyframed/kf-{digest[:20]}.png"
+
+    def route(request: httpx.Request) -> httpx.Response:
+        assert request.url.path == "/view"
+        assert dict(request.url.params) == {
+            "filename": f"kf-{digest[:20]}.png",
+            "subfolder": "keyframed",
+            "type": "input",
+        }
+        return httpx.Response(200, content=local.read_bytes())
+
+    client, recorder = make_client(route, known_uploads={digest: known})
+    with client:
+        assert client.upload(local, digest) == known
+        assert client.upload(local, digest) == known
+    assert recorder.paths() == ["/view"]
+
+
+def test_a_known_upload_the_server_lost_is_sent_again(tmp_path: Path) -> None:
+    local = tmp_path / "a.png"
+    local.write_bytes(png_bytes())
+    digest = hashlib.sha256(local.read_bytes()).hexdigest()
+    name = f"kf-{digest[:20]}.png"
+
+    def route(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/view":
+            return httpx.Response(404)
+        return httpx.Response(200, json={"name": name, "subfolder": "keyframed", "type": "input"})
+
+    client, recorder = make_client(route, known_uploads={digest: f"keyframed/{name}"})
+    with client:
+        assert client.upload(local, digest) == f"keyframed/{name}"
+    assert recorder.paths() == ["/view", "/upload/image"]
+
+
+def test_upload_rejects_a_bad_hash(tmp_path: Path) -> None:
+    client, recorder = make_client(lambda r: httpx.Response(500))
+    with client, pytest.raises(ValueError, match="sha256"):
+        client.upload(tmp_path / "a.png", "../../etc")
+    assert recorder.requests == []
+
+
+# -- submit ------------------------------------------------------------------------------
+
+
+class MiniComfy:
+    """Just enough of ComfyUI's queue and history for MockTransport tests."""
+
+    def __init__(self) -> None:
+        self.queue: dict[str, Any] = {}
+        self.running: dict[str, Any] = {}
+        self.history: dict[str, Any] = {}
+        self.posts: list[dict[str, Any]] = []
+        self.faults: dict[str, list[Callable[[httpx.Request], httpx.Response]]] = {}
+        self.view_body = png_bytes()
+
+    def fault(self, path: str, *answers: Callable[[httpx.Request], httpx.Response]) -> None:
+        self.faults.setdefault(path, []).extend(answers)
+
+    def finish(self, prompt_id: str, outputs: dict[str, Any] | None = None) -> None:
+        self.queue.pop(prompt_id, None)
+        self.running.pop(prompt_id, None)
+        self.history.update(
+            history_entry(prompt_id, {"9": {"images": [IMAGE_OUT]}} if outputs is None else outputs)
+        )
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        pending = self.faults.get(request.url.path)
+        if pending:
+            return pending.pop(0)(request)
+        path = request.url.path
+        if path == "/prompt":
+            body = json.loads(request.content)
+            self.posts.append(body)
+            self.queue[body["prompt_id"]] = body
+            return httpx.Response(
+                200, json={"prompt_id": body["prompt_id"], "number": 0, "node_errors": {}}
+            )
+        if path.startswith("/history/"):
+            pid = path.removeprefix("/history/")
+            return httpx.Response(200, json={pid: self.history[pid]} if pid in self.history else {})
+        if path == "/queue" and request.method == "GET":
+            return httpx.Response(
+                200,
+                json={
+                    "queue_running": [[0, p, {}, {}, ["9"]] for p in self.running],
+                    "queue_pending": [[1, p, {}, {}, ["9"]] for p in self.queue],
+                },
+            )
+        if path in ("/queue", "/interrupt"):
+            return httpx.Response(200)
+        if path == "/view":
+            return httpx.Response(
+                200, content=self.view_body, headers={"content-type": "image/png"}
+            )
+        return httpx.Response(404)
+
+
+def reset_after_accepting(server: MiniComfy) -> Callable[[httpx.Request], httpx.Response]:
+    def answer(request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        server.queue[body["prompt_id"]] = body  # the server took it; the answer is lost
+        raise httpx.RemoteProtocolError(
+            "Server disconnected without sending a response.", request=request
+        )
+
+    return answer
+
+
+def test_submit_sends_prompt_id_and_client_id() -> None:
+    server = MiniComfy()
+    client, _ = make_client(server, client_id="cid-1")
+    with client:
+        client.submit({"1": {"class_type": "SaveImage", "inputs": {}}}, PID, job="j")
+    assert server.posts == [
+        {
+            "prompt": {"1": {"class_type": "SaveImage", "inputs": {}}},
+            "prompt_id": PID,
+            "client_id": "cid-1",
+        }
+    ]
+
+
+def test_a_reset_after_the_server_took_the_prompt_does_not_post_it_again() -> None:
+    server = MiniComfy()
+    server.fault("/prompt", reset_after_accepting(server))
+    client, recorder = make_client(server)
+    with client:
+        client.submit({}, PID)
+    assert recorder.paths("POST") == ["/prompt"]
+    assert list(server.queue) == [PID]
+
+
+def test_a_5xx_before_the_server_took_the_prompt_posts_it_again() -> None:
+    server = MiniComfy()
+    server.fault("/prompt", lambda r: httpx.Response(503), lambda r: httpx.Response(500))
+    client, recorder = make_client(server)
+    with client:
+        client.submit({}, PID)
+    assert recorder.paths("POST") == ["/prompt"] * 3
+    assert len(server.posts) == 1
+
+
+def test_submit_gives_up_after_the_policy_attempts() -> None:
+    server = MiniComfy()
+    server.fault("/prompt", *[lambda r: httpx.Response(502)] * 5)
+    client, recorder = make_client(server, retry=RetryPolicy.immediate(2))
+    with client, pytest.raises(ComfyTransientError, match="HTTP 502"):
+        client.submit({}, PID)
+    assert recorder.paths("POST") == ["/prompt"] * 2
+
+
+def test_node_errors_in_a_200_are_logged(transcripts: Callable[[str], Any]) -> None:
+    nodes = transcripts("prompt_invalid_lora_not_in_list")["response"]["body"]["node_errors"]
+    client, _ = make_client(
+        lambda r: httpx.Response(200, json={"prompt_id": PID, "number": 1, "node_errors": nodes})
+    )
+    with client, capture_logs() as logs:
+        client.submit({}, PID, job="scene-01/keyframe-start")
+    warning = next(e for e in logs if e["event"] == "comfy_prompt_node_errors")
+    assert "node 2 (LoraLoaderModelOnly)" in warning["errors"]
+    assert warning["job"] == "scene-01/keyframe-start" and warning["server"] == "gpu1"
+
+
+def test_a_server_that_ignores_our_prompt_id_is_refused() -> None:
+    client, _ = make_client(lambda r: httpx.Response(200, json={"prompt_id": "other", "number": 1}))
+    with client, pytest.raises(ComfyPermanentError, match="not under the id"):
+        client.submit({}, PID)
+
+
+# -- lookup and wait ---------------------------------------------------------------------
+
+
+def test_lookup_reads_each_state(transcripts: Callable[[str], Any]) -> None:
+    server = MiniComfy()
+    client, _ = make_client(server)
+    with client:
+        assert isinstance(client.lookup(PID), Lost)
+        server.queue[PID] = {}
+        assert isinstance(client.lookup(PID), Queued)
+        server.running[PID] = server.queue.pop(PID)
+        assert isinstance(client.lookup(PID), Running)
+        server.finish(PID)
+        state = client.lookup(PID)
+        assert isinstance(state, Done) and state.outputs["9"]["images"][0] == IMAGE_OUT
+        failed = transcripts("prompt_qwen_models_empty_execution_error")["history"]["body"]
+        server.history = failed
+        state = client.lookup(next(iter(failed)))
+        assert state == Failed(
+            message="Error while deserializing header: header too small",
+            node_id="4",
+            node_type="VAELoader",
+            exception_type="safetensors._safetensors_rust.SafetensorError",
+        )
+
+
+def test_lookup_reads_an_interrupted_prompt(transcripts: Callable[[str], Any]) -> None:
+    recorded = transcripts("queue_delete_and_interrupt")["history_interrupted"]
+    client, _ = make_client(lambda r: httpx.Response(200, json=recorded))
+    with client:
+        state = client.lookup(next(iter(recorded)))
+    assert isinstance(state, Failed) and state.interrupted
+    assert (state.node_id, state.node_type) == ("3", "ImageScale")
+
+
+def test_a_prompt_finishing_between_the_two_reads_is_not_lost() -> None:
+    server = MiniComfy()
+
+    def finishes_now(request: httpx.Request) -> httpx.Response:
+        server.finish(PID)
+        return server(request)
+
+    server.fault("/queue", finishes_now)
+    client, _ = make_client(server)
+    with client:
+        assert isinstance(client.lookup(PID), Done)
+
+
+class FakeTime:
+    """A clock that only moves when the code under test sleeps."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.sleeps: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def test_wait_polls_history_until_done() -> None:
+    server = MiniComfy()
+    server.running[PID] = {}
+    time = FakeTime()
+    polls = iter(range(100))
+
+    def progress(request: httpx.Request) -> httpx.Response:
+        if next(polls) == 3:
+            server.finish(PID)
+        return MiniComfy.__call__(server, request)
+
+    client, _ = make_client(
+        lambda r: progress(r) if r.url.path.startswith("/history") else server(r)
+    )
+    with client:
+        state = client.wait(PID, timeout=60, poll=2, clock=time.clock, sleep=time.sleep)
+    assert isinstance(state, Done)
+    assert time.sleeps == [2, 2, 2]  # finished at the fourth look
+
+
+def test_wait_times_out_as_a_transient_error() -> None:
+    server = MiniComfy()
+    server.queue[PID] = {}
+    time = FakeTime()
+    client, _ = make_client(server)
+    with client, pytest.raises(ComfyTransientError, match="still queued after 5 s"):
+        client.wait(PID, timeout=5, poll=2, clock=time.clock, sleep=time.sleep)
+    assert time.sleeps == [2, 2, 1]
+
+
+# -- download ----------------------------------------------------------------------------
+
+
+def test_download_writes_a_verified_png(tmp_path: Path) -> None:
+    server = MiniComfy()
+    client, recorder = make_client(server)
+    dest = tmp_path / "scene-01" / "keyframe-start.png"
+    with client:
+        digest = client.download(IMAGE_OUT, dest, expect="image", size=(64, 48), max_bytes=1 << 20)
+    assert dest.read_bytes() == server.view_body
+    assert digest == hashlib.sha256(server.view_body).hexdigest()
+    assert dict(recorder.requests[0].url.params) == IMAGE_OUT
+    assert sorted(p.name for p in dest.parent.iterdir()) == ["keyframe-start.png"]
+
+
+@pytest.mark.parametrize(
+    ("body", "size", "max_bytes", "error"),
+    [
+        (b"<html>not an image</html>", None, 1 << 20, "not a valid image"),
+        (png_bytes()[:-20], None, 1 << 20, "not a valid image"),
+        (png_bytes((32, 32)), (64, 48), 1 << 20, "is 32x32, expected 64x48"),
+        (png_bytes(), None, 100, "over 100"),
+    ],
+    ids=["html", "truncated", "wrong-size", "too-big"],
+)
+def test_a_bad_download_leaves_nothing_behind(
+    tmp_path: Path, body: bytes, size: tuple[int, int] | None, max_bytes: int, error: str
+) -> None:
+    server = MiniComfy()
+    server.view_body = body
+    client, _ = make_client(server)
+    dest = tmp_path / "keyframe-start.png"
+    with client, pytest.raises(OutputError, match=error):
+        client.download(IMAGE_OUT, dest, expect="image", size=size, max_bytes=max_bytes)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_download_never_replaces_a_good_file_with_a_bad_one(tmp_path: Path) -> None:
+    dest = tmp_path / "keyframe-start.png"
+    dest.write_bytes(b"previous take")
+    server = MiniComfy()
+    server.fault("/view", *[lambda r: httpx.Response(500)] * 3)
+    client, _ = make_client(server)
+    with client, pytest.raises(ComfyTransientError, match="HTTP 500"):
+        client.download(IMAGE_OUT, dest, expect="image", max_bytes=1 << 20)
+    assert dest.read_bytes() == b"previous take"
+    assert [p.name for p in tmp_path.iterdir()] == ["keyframe-start.png"]
+
+
+def test_a_cut_download_is_retried(tmp_path: Path) -> None:
+    server = MiniComfy()
+
+    def cut(request: httpx.Request) -> httpx.Response:
+        raise httpx.ReadError("connection reset by peer", request=request)
+
+    server.fault("/view", cut, lambda r: httpx.Response(503))
+    client, recorder = make_client(server)
+    with client:
+        client.download(IMAGE_OUT, tmp_path / "k.png", expect="image", max_bytes=1 << 20)
+    assert recorder.paths() == ["/view"] * 3
+    assert (tmp_path / "k.png").read_bytes() == server.view_body
+
+
+def test_a_missing_output_is_permanent(tmp_path: Path) -> None:
+    client, _ = make_client(lambda r: httpx.Response(404))
+    with client, pytest.raises(ComfyPermanentError, match="HTTP 404"):
+        client.download(IMAGE_OUT, tmp_path / "k.png", expect="image", max_bytes=1 << 20)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("head", "ok"),
+    [
+        (b"\x00\x00\x00\x20ftypisom\x00\x00\x02\x00", True),
+        (b"\x1a\x45\xdf\xa3\x9f\x42\x86\x81\x01", True),
+        (b"RIFF\x10\x00\x00\x00WEBPVP8X", True),
+        (png_bytes(), False),
+    ],
+    ids=["mp4", "webm", "webp", "png"],
+)
+def test_video_downloads_check_the_container(tmp_path: Path, head: bytes, ok: bool) -> None:
+    server = MiniComfy()
+    server.view_body = head + b"\x00" * 64
+    client, _ = make_client(server)
+    video = {"filename": "video_00001_.mp4", "subfolder": "video", "type": "output"}
+    with client:
+        if ok:
+            client.download(video, tmp_path / "video.mp4", expect="video", max_bytes=1 << 20)
+            assert (tmp_path / "video.mp4").read_bytes() == server.view_body
+        else:
+            with pytest.raises(OutputError, match="not an MP4"):
+                client.download(video, tmp_path / "video.mp4", expect="video", max_bytes=1 << 20)
+            assert list(tmp_path.iterdir()) == []
+
+
+def test_server_file_names_never_become_paths(tmp_path: Path) -> None:
+    server = MiniComfy()
+    client, recorder = make_client(server)
+    evil = {"filename": "../../../escape.png", "subfolder": "../..", "type": "output"}
+    with client:
+        client.download(evil, tmp_path / "out.png", expect="image", max_bytes=1 << 20)
+        with pytest.raises(ComfyPermanentError, match="type"):
+            client.download(
+                {**evil, "type": "../x"}, tmp_path / "b.png", expect="image", max_bytes=1 << 20
+            )
+    assert [p.name for p in tmp_path.iterdir()] == ["out.png"]
+    assert recorder.requests[0].url.params["filename"] == "../../../escape.png"
+
+
+# -- cancel ------------------------------------------------------------------------------
+
+
+def test_cancel_deletes_from_the_queue_and_interrupts_only_a_running_prompt() -> None:
+    server = MiniComfy()
+    client, recorder = make_client(server)
+    with client:
+        server.queue[PID] = {}
+        client.cancel(PID)
+        assert recorder.paths("POST") == ["/queue"]
+        assert json.loads(recorder.requests[0].content) == {"delete": [PID]}
+        server.running[PID] = {}
+        client.cancel(PID)
+    assert recorder.paths("POST") == ["/queue", "/queue", "/interrupt"]
+    assert json.loads(recorder.requests[-1].content) == {"prompt_id": PID}
+
+
+# -- the token ---------------------------------------------------------------------------
+
+
+def test_the_token_is_sent_but_never_shown(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    server = MiniComfy()
+    server.fault(
+        "/prompt", *[lambda r: httpx.Response(500, text="Server got itself in trouble")] * 9
+    )
+    client, recorder = make_client(server, token=TOKEN)
+    errors: list[str] = []
+    with client, capture_logs() as logs:
+        client.lookup(PID)
+        try:
+            client.submit({}, PID, job="j")
+        except ComfyTransientError as exc:
+            errors += [str(exc), repr(exc), str(exc.__cause__)]
+        try:
+            client.download(IMAGE_OUT, tmp_path / "x.webm", expect="video", max_bytes=1 << 20)
+        except OutputError as exc:
+            errors += [str(exc), repr(exc)]
+        errors.append(repr(client))
+    assert recorder.requests[0].headers["authorization"] == f"Bearer {TOKEN}"
+    shown = "\n".join([*errors, caplog.text, *(json.dumps(e, default=str) for e in logs)])
+    assert len(errors) == 6 and any(e["event"] == "comfy_retry" for e in logs)
+    assert "s3cr3t" not in shown
+
+
+# -- prompt ids --------------------------------------------------------------------------
+
+
+def test_prompt_ids_are_stable_uuids_per_take_and_attempt() -> None:
+    fingerprint = hashlib.sha256(b"recipe").hexdigest()
+    first = prompt_id_for(fingerprint, 0)
+    assert first == prompt_id_for(fingerprint, 0, 0)
+    assert str(uuid.UUID(first)) == first
+    others = {
+        prompt_id_for(fingerprint, 1),
+        prompt_id_for(fingerprint, 0, 1),
+        prompt_id_for("f" * 64, 0),
+    }
+    assert first not in others and len(others) == 3
+    with pytest.raises(ValueError):
+        prompt_id_for(fingerprint, -1)
+
+
+# -- run_job -----------------------------------------------------------------------------
+
+
+def _run(client: ComfyClient, dest: Path, time: FakeTime | None = None, **kwargs: Any) -> Any:
+    time = time or FakeTime()
+    kwargs.setdefault("max_lost_resubmits", 1)
+    return run_job(
+        client,
+        prompt={"9": {"class_type": "SaveImage", "inputs": {}}},
+        prompt_id=PID,
+        dest=dest,
+        expect="image",
+        size=(64, 48),
+        timeout=60,
+        on_progress=None,
+        clock=time.clock,
+        sleep=time.sleep,
+        **kwargs,
+    )
+
+
+def auto_finishing(server: MiniComfy, after: int = 1) -> Handler:
+    """Finish each queued prompt after ``after`` history polls."""
+    seen: dict[str, int] = {}
+
+    def route(request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        if path.startswith("/history/"):
+            pid = path.removeprefix("/history/")
+            if pid in server.queue or pid in server.running:
+                seen[pid] = seen.get(pid, 0) + 1
+                if seen[pid] > after:
+                    server.finish(pid)
+        return server(request)
+
+    return route
+
+
+def test_run_job_submits_waits_and_downloads(tmp_path: Path) -> None:
+    server = MiniComfy()
+    client, recorder = make_client(auto_finishing(server))
+    with client:
+        outcome = _run(client, tmp_path / "k.png")
+    assert len(server.posts) == 1
+    assert outcome.prompt_id == PID and outcome.output == IMAGE_OUT
+    assert outcome.sha256 == hashlib.sha256((tmp_path / "k.png").read_bytes()).hexdigest()
+    assert recorder.paths()[0] == f"/history/{PID}"  # asked before submitting
+
+
+def test_run_job_of_a_finished_prompt_only_downloads(tmp_path: Path) -> None:
+    server = MiniComfy()
+    server.finish(PID)
+    client, recorder = make_client(server)
+    with client:
+        _run(client, tmp_path / "k.png")
+    assert server.posts == [] and recorder.paths("POST") == []
+
+
+def test_run_job_of_a_queued_prompt_waits_without_submitting(tmp_path: Path) -> None:
+    server = MiniComfy()
+    server.queue[PID] = {}
+    client, _ = make_client(auto_finishing(server, after=3))
+    with client:
+        _run(client, tmp_path / "k.png")
+    assert server.posts == []
+
+
+def test_run_job_resubmits_a_lost_prompt_within_bounds(tmp_path: Path) -> None:
+    server = MiniComfy()
+    restarts = [True]
+    finishing = auto_finishing(server, after=2)
+
+    def forgetting(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/queue" and server.queue and restarts:
+            restarts.pop()
+            server.queue.clear()  # the server restarted and forgot its queue
+        return finishing(request)
+
+    client, _ = make_client(forgetting)
+    with client:
+        _run(client, tmp_path / "k.png", max_lost_resubmits=1)
+    assert [p["prompt_id"] for p in server.posts] == [PID, PID]
+
+
+def test_run_job_stops_after_too_many_losses(tmp_path: Path) -> None:
+    server = MiniComfy()
+
+    def amnesiac(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/queue":
+            server.queue.clear()
+        return server(request)
+
+    client, _ = make_client(amnesiac)
+    with client, pytest.raises(ComfyLostError, match="vanished"):
+        _run(client, tmp_path / "k.png", max_lost_resubmits=2)
+    assert len(server.posts) == 3
+    assert not (tmp_path / "k.png").exists()
+
+
+def test_run_job_reports_the_execution_error(
+    tmp_path: Path, transcripts: Callable[[str], Any]
+) -> None:
+    recorded = transcripts("prompt_qwen_models_empty_execution_error")["history"]["body"]
+    server = MiniComfy()
+    server.history = {PID: next(iter(recorded.values()))}
+    client, _ = make_client(server)
+    with client, pytest.raises(ComfyExecutionError) as info:
+        _run(client, tmp_path / "k.png")
+    assert (info.value.node_id, info.value.node_type) == ("4", "VAELoader")
+    assert "header too small" in str(info.value) and "node 4 (VAELoader)" in str(info.value)
+    assert server.posts == []
+
+
+def test_run_job_without_an_image_output_is_permanent(tmp_path: Path) -> None:
+    server = MiniComfy()
+    server.finish(
+        PID, {"7": {"text": ["hello"]}, "8": {"images": [{**IMAGE_OUT, "filename": "a.mp4"}]}}
+    )
+    client, _ = make_client(server)
+    with client, pytest.raises(ComfyPermanentError, match="without an image output"):
+        _run(client, tmp_path / "k.png")
+
+
+def test_run_job_prefers_saved_files_of_output_nodes(tmp_path: Path) -> None:
+    preview = {"filename": "ComfyUI_temp_00001_.png", "subfolder": "", "type": "temp"}
+    server = MiniComfy()
+    server.finish(PID, {"3": {"images": [preview]}, "9": {"images": [IMAGE_OUT]}})
+    client, _ = make_client(server)
+    with client:
+        assert _run(client, tmp_path / "k.png").output == IMAGE_OUT
+
+
+def test_run_job_times_out_within_its_bound(tmp_path: Path) -> None:
+    server = MiniComfy()
+    time = FakeTime()
+    client, _ = make_client(server)
+    with client, pytest.raises(ComfyTransientError, match="still queued"):
+        _run(client, tmp_path / "k.png", time=time)
+    assert sum(time.sleeps) == pytest.approx(60)
+    assert len(server.posts) == 1
