@@ -19,6 +19,7 @@ class _Command(Protocol):
 COMMANDS: tuple[str, ...] = (
     "keyframed.daemon.cmd_models",
     "keyframed.daemon.cmd_plan",
+    "keyframed.daemon.cmd_run",
     "keyframed.daemon.cmd_service",
     "keyframed.daemon.cmd_validate",
 )

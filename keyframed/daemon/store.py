@@ -163,6 +163,18 @@ class Store:
             for r in rows
         }
 
+    def record(self, path: str) -> Record | None:
+        """One artifact's last build record."""
+        rows = self._query(
+            "SELECT path, fingerprint, output_hash, components, take FROM artifacts WHERE path=?",
+            (path,),
+        )
+        if not rows:
+            return None
+        r = rows[0]
+        return Record(path=r[0], fingerprint=r[1], output_hash=r[2],
+                      components=Components.model_validate_json(r[3]), take=r[4])
+
     def record_built(self, record: Record, backend: str | None, db: sqlite3.Connection | None = None) -> None:
         """Record that an artifact was written with this fingerprint and content hash."""
         sql = (
@@ -227,6 +239,11 @@ class Store:
             (path, size, mtime_ns, inode),
         )
         return str(rows[0][0]) if rows else None
+
+    def all_hashes(self) -> dict[str, tuple[tuple[int, int, int], str]]:
+        """Every cached hash: path → ((size, mtime_ns, inode), sha256)."""
+        rows = self._query("SELECT path, size, mtime_ns, inode, sha256 FROM file_hashes")
+        return {r[0]: ((r[1], r[2], r[3]), r[4]) for r in rows}
 
     def remember_hashes(self, entries: list[tuple[str, int, int, int, str]]) -> None:
         """Store (path, size, mtime_ns, inode, sha256) rows."""
@@ -298,3 +315,78 @@ class Store:
         """Forget a backend's uploads (it restarted with an empty input folder)."""
         with self.transaction() as db:
             db.execute("DELETE FROM uploads WHERE backend=?", (backend,))
+
+
+class JobStore:
+    """The jobs table: one live job per artifact path at most (a unique partial index)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def _rows(self, where: str, args: tuple[Any, ...] = ()) -> list[Job]:
+        rows = self.store._query(
+            "SELECT id, path, fingerprint, take, state, backend, prompt_id, attempts, lost, error,"
+            f" progress, created_at, updated_at, not_before FROM jobs WHERE {where} ORDER BY id",
+            args,
+        )
+        return [Job(*r) for r in rows]
+
+    def live(self) -> list[Job]:
+        """Jobs that are ready, submitted or running."""
+        return self._rows("state IN ('ready', 'submitted', 'running')")
+
+    def latest(self) -> dict[str, Job]:
+        """The newest job of each path."""
+        rows = self._rows("id IN (SELECT MAX(id) FROM jobs GROUP BY path)")
+        return {j.path: j for j in rows}
+
+    def get(self, job_id: int) -> Job | None:
+        """One job by id."""
+        rows = self._rows("id = ?", (job_id,))
+        return rows[0] if rows else None
+
+    def create(self, path: str, fingerprint: str, take: int, recipe_json: str) -> Job:
+        """Add a ready job (the caller has superseded any live one for the path)."""
+        now = self.store._clock()
+        with self.store.transaction() as db:
+            cur = db.execute(
+                "INSERT INTO jobs (path, fingerprint, take, state, created_at, updated_at, recipe)"
+                " VALUES (?, ?, ?, 'ready', ?, ?, ?)",
+                (path, fingerprint, take, now, now, recipe_json),
+            )
+            job_id = cur.lastrowid
+        job = self.get(int(job_id or 0))
+        assert job is not None
+        return job
+
+    def set_state(self, job_id: int, state: str, **fields: Any) -> None:
+        """Move a job to a state, updating any of backend, prompt_id, attempts, lost, error,
+        progress, not_before."""
+        allowed = {"backend", "prompt_id", "attempts", "lost", "error", "progress", "not_before"}
+        assert set(fields) <= allowed, fields
+        sets = ", ".join(f"{k} = ?" for k in fields)
+        sql = f"UPDATE jobs SET state = ?, updated_at = ?{', ' + sets if sets else ''} WHERE id = ?"
+        with self.store.transaction() as db:
+            db.execute(sql, (state, self.store._clock(), *fields.values(), job_id))
+
+    def progress(self, job_id: int, value: float) -> None:
+        """Record progress (a hint; not worth a fsync per tick, but cheap enough here)."""
+        with self.store.transaction() as db:
+            db.execute("UPDATE jobs SET progress = ? WHERE id = ?", (value, job_id))
+
+    def count_submissions(self, path: str, fingerprint: str) -> int:
+        """How many jobs were ever made for this exact recipe."""
+        rows = self.store._query(
+            "SELECT COUNT(*) FROM jobs WHERE path = ? AND fingerprint = ?", (path, fingerprint)
+        )
+        return int(rows[0][0])
+
+    def prune(self, keep_per_path: int = 5) -> None:
+        """Drop old finished jobs so the table stays small over weeks."""
+        with self.store.transaction() as db:
+            db.execute(
+                "DELETE FROM jobs WHERE state NOT IN ('ready', 'submitted', 'running') AND id NOT IN"
+                " (SELECT id FROM jobs j WHERE (SELECT COUNT(*) FROM jobs k WHERE k.path = j.path"
+                " AND k.id >= j.id) <= ?)",
+                (keep_per_path,),
+            )

@@ -87,6 +87,14 @@ def _upstream(art: Artifact, done: Mapping[str, Status]) -> list[Reason]:
     ]
 
 
+def _own(record: Record | None, on_disk: str | None, path: str) -> list[Reason]:
+    if record is None:
+        return [Reason(code="never_built")]
+    if on_disk is None:
+        return [Reason(code="missing_output", detail=path)]
+    return []
+
+
 def evaluate_one(
     art: Artifact,
     record: Record | None,
@@ -104,16 +112,13 @@ def evaluate_one(
     missing = [i.path for i in art.recipe.inputs if hashes.get(i.path) is None]
     if upstream or missing:
         extra = [Reason(code="missing_input", detail=p) for p in missing if p not in art.deps]
-        return Status(path=art.path, state="stale", reasons=tuple(upstream + extra))
+        return Status(path=art.path, state="stale",
+                      reasons=tuple(_own(record, on_disk, art.path) + upstream + extra))
     known = {i.path: hashes[i.path] or "" for i in art.recipe.inputs}
     parts = components(art.recipe, known, template_hash)
     digest = fingerprint(parts)
-    reasons: list[Reason] = []
-    if record is None:
-        reasons = [Reason(code="never_built")]
-    elif on_disk is None:
-        reasons = [Reason(code="missing_output", detail=art.path)]
-    elif record.fingerprint != digest:
+    reasons = _own(record, on_disk, art.path)
+    if not reasons and record is not None and record.fingerprint != digest:
         reasons = explain(record.components, parts, art.recipe.template)
     state: State = "stale" if reasons else "fresh"
     return Status(path=art.path, state=state, reasons=tuple(reasons),

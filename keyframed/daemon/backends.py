@@ -1,0 +1,263 @@
+"""Where jobs run: ComfyUI servers over HTTP, or the built-in Pillow preview renderer.
+
+A backend turns one artifact (with its input files) into the bytes of its output. Writing
+them into the project is the loop's job, so every backend gets the same atomic, recorded
+write.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, Protocol
+
+import structlog
+
+from keyframed.daemon import preview, templates
+from keyframed.daemon.comfy.client import ComfyClient
+from keyframed.daemon.comfy.info import ServerInfo
+from keyframed.daemon.comfy.prompt_ids import prompt_id_for
+from keyframed.daemon.comfy.run import run_job
+from keyframed.daemon.fsio import sha256_file
+from keyframed.daemon.store import Store
+from keyframed.errors import ComfyError, ComfyTransientError, TemplateError
+from keyframed.handlers.bind import bind
+from keyframed.handlers.project import StyleFile
+from keyframed.handlers.recipe import Artifact
+from keyframed.handlers.schema_check import check_prompt
+from keyframed.settings import BackendSettings, Settings
+
+log = structlog.get_logger(__name__)
+Progress = Callable[[float], None]
+MODEL_FOLDER = {"unet": "diffusion_models", "unet_high": "diffusion_models",
+                "unet_low": "diffusion_models", "clip": "text_encoders", "vae": "vae"}
+
+
+class Backend(Protocol):
+    """What the loop needs from a place that runs jobs."""
+
+    name: str
+    kind: str
+    max_in_flight: int
+
+    def supports(self, art: Artifact) -> bool:
+        """True when this backend can make the artifact (nodes, models, LoRAs present)."""
+
+    def execute(self, job_key: str, art: Artifact, inputs: Mapping[str, Path],
+                on_progress: Progress) -> bytes:
+        """Make the artifact and return its bytes; raise a KeyframedError on failure."""
+
+    def cancel(self, job_key: str, art: Artifact) -> None:
+        """Stop a superseded job if it is queued or running."""
+
+    def health(self) -> dict[str, Any]:
+        """Health for status.json."""
+
+    def close(self) -> None:
+        """Release connections."""
+
+
+class PreviewBackend:
+    """Renders every artifact locally with Pillow: an animatic, no GPU."""
+
+    kind = "preview"
+
+    def __init__(self, config: BackendSettings, settings: Settings, style: StyleFile) -> None:
+        self.name = config.name
+        self.max_in_flight = config.max_in_flight
+        self.settings = settings
+        self.style = style
+
+    def supports(self, art: Artifact) -> bool:
+        """The preview renderer makes every kind of artifact."""
+        return True
+
+    def execute(self, job_key: str, art: Artifact, inputs: Mapping[str, Path],
+                on_progress: Progress) -> bytes:
+        """Render the artifact."""
+        video = art.kind == "video"
+        width = self.settings.video.width if video else self.settings.image.width
+        height = self.settings.video.height if video else self.settings.image.height
+        data = preview.render(art, inputs, width=width, height=height,
+                              palette=self.style.palette, fps=8,
+                              max_seconds=self.settings.video.max_seconds,
+                              max_pixels=self.settings.run.max_image_pixels)
+        on_progress(1.0)
+        return data
+
+    def cancel(self, job_key: str, art: Artifact) -> None:
+        """Preview jobs are short; nothing to cancel."""
+
+    def health(self) -> dict[str, Any]:
+        """Always up."""
+        return {"name": self.name, "kind": self.kind, "up": True}
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+class ComfyBackend:
+    """One ComfyUI server: preflight, uploads, binding, idempotent submission, download."""
+
+    kind = "comfyui"
+
+    def __init__(self, config: BackendSettings, settings: Settings, root: Path, store: Store,
+                 project_id: str, env: Mapping[str, str] | None = None,
+                 client: ComfyClient | None = None) -> None:
+        env = os.environ if env is None else env
+        self.name = config.name
+        self.max_in_flight = config.max_in_flight
+        self.config = config
+        self.settings = settings
+        self.root = root
+        self.store = store
+        self.project_id = project_id
+        self.client = client or ComfyClient(config.url, name=config.name,
+                                            token=env.get(config.token_env) or None)
+        self._info: ServerInfo | None = None
+        self._info_at = 0.0
+        self._lock = threading.Lock()
+        self.down_until = 0.0
+        self.failures = 0
+        self.last_error = ""
+
+    # -- capability -----------------------------------------------------------------------
+
+    def info(self, max_age: float = 300.0) -> ServerInfo | None:
+        """The server's node classes and model lists, refreshed now and then."""
+        with self._lock:
+            now = time.monotonic()
+            if self._info is None or now - self._info_at > max_age:
+                try:
+                    self._info = self.client.preflight()
+                    self._info_at = now
+                    self.mark_up()
+                except ComfyError as exc:
+                    self.mark_down(str(exc))
+                    return None
+            return self._info
+
+    def mark_down(self, why: str) -> None:
+        """Take the backend out of rotation with exponential backoff (capped at 5 min)."""
+        self.failures += 1
+        self.last_error = why
+        self.down_until = time.monotonic() + min(300.0, 2.0 ** min(self.failures, 8))
+        log.warning("backend_down", server=self.name, error=why, retry_in=self.down_until)
+
+    def mark_up(self) -> None:
+        """The backend answered."""
+        self.failures = 0
+        self.down_until = 0.0
+
+    @property
+    def up(self) -> bool:
+        """False while backing off after failures."""
+        return time.monotonic() >= self.down_until
+
+    def supports(self, art: Artifact) -> bool:
+        """True when the server has every node class, model and LoRA the job needs."""
+        if not self.up:
+            return False
+        info = self.info()
+        if info is None:
+            return False
+        try:
+            prompt = self._bind(art, [f"probe-{i}.png" for i in range(len(art.recipe.inputs))])
+        except TemplateError:
+            return False
+        classes = {n["class_type"] for n in prompt.values()}
+        if not classes <= set(info.node_classes):
+            return False
+        models = [(MODEL_FOLDER[k], v) for k, v in art.recipe.models.items() if k in MODEL_FOLDER]
+        models += [("loras", lo.file) for lo in art.recipe.loras]
+        return all(info.has_model(folder, name) for folder, name in models)
+
+    # -- execution ----------------------------------------------------------------------------
+
+    def _bind(self, art: Artifact, images: list[str]) -> dict[str, Any]:
+        template, _ = templates.load_template(art.recipe.template, self.root)
+        prefix = f"keyframed/{self.project_id}/{art.path.rsplit('.', 1)[0]}"
+        return bind(template, art.recipe, images=images, output_prefix=prefix,
+                    lora_loader=self.settings.loras.loader)
+
+    def _upload(self, inputs: Mapping[str, Path], art: Artifact, job_key: str) -> list[str]:
+        known = self.store.uploads(self.name)
+        names = []
+        for ref in art.recipe.inputs:
+            local = inputs[ref.path]
+            digest = sha256_file(local)
+            name = known.get(digest)
+            if name is None:
+                name = self.client.upload(local, digest, job=job_key)
+                self.store.add_upload(self.name, digest, name)
+            names.append(name)
+        return names
+
+    def execute(self, job_key: str, art: Artifact, inputs: Mapping[str, Path],
+                on_progress: Progress) -> bytes:
+        """Upload inputs once, bind, submit idempotently, wait, download and verify."""
+        prompt = self._bind(art, self._upload(inputs, art, job_key))
+        info = self.info()
+        if info is not None:
+            problems = check_prompt(prompt, info.object_info, dict(info.models))
+            if problems:
+                raise TemplateError(f"{art.recipe.template}: " + "; ".join(problems))
+        video = art.kind == "video"
+        size = None if video else (self.settings.image.width, self.settings.image.height)
+        prompt_id = prompt_id_for(f"{self.project_id}:{job_key}", art.recipe.take)
+        with tempfile.TemporaryDirectory(dir=self.root / ".keyframed") as tmp:
+            dest = Path(tmp) / ("out.mp4" if video else "out.png")
+            try:
+                run_job(self.client, prompt=prompt, prompt_id=prompt_id, dest=dest,
+                        expect="video" if video else "image", size=size,
+                        timeout=self.config.timeout_s,
+                        max_lost_resubmits=self.settings.run.lost_resubmits,
+                        on_progress=on_progress)
+            except ComfyTransientError as exc:
+                self.mark_down(str(exc))
+                raise
+            self.mark_up()
+            return dest.read_bytes()
+
+    def cancel(self, job_key: str, art: Artifact) -> None:
+        """Remove the prompt from the queue or interrupt it."""
+        prompt_id = prompt_id_for(f"{self.project_id}:{job_key}", art.recipe.take)
+        try:
+            self.client.cancel(prompt_id, job=job_key)
+        except ComfyError as exc:
+            log.warning("cancel_failed", server=self.name, job=job_key, error=str(exc))
+
+    def health(self) -> dict[str, Any]:
+        """Reachability and version for status.json."""
+        info = self._info
+        return {
+            "name": self.name, "kind": self.kind, "up": self.up,
+            "url": self.config.url, "version": info.version if info else None,
+            "error": self.last_error if not self.up else "",
+        }
+
+    def close(self) -> None:
+        """Close the HTTP client."""
+        self.client.close()
+
+
+def project_id(root: Path) -> str:
+    """A short stable id of a project folder, keeping projects apart on shared servers."""
+    return hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:12]
+
+
+def make_backends(settings: Settings, root: Path, store: Store, style: StyleFile) -> list[Backend]:
+    """Build the configured backends."""
+    pid = project_id(root)
+    out: list[Backend] = []
+    for cfg in settings.backends:
+        if cfg.kind == "preview":
+            out.append(PreviewBackend(cfg, settings, style))
+        else:
+            out.append(ComfyBackend(cfg, settings, root, store, pid))
+    return out

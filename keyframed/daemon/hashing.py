@@ -1,0 +1,66 @@
+"""Content hashes of project files, cached by (size, mtime_ns, inode) in the store.
+
+A file is hashed only when its stat changed since it was last hashed. Like git's index, an
+entry whose mtime is too recent is not cached: a second write within the filesystem's
+timestamp granularity could keep size and mtime and change the bytes.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from keyframed.daemon.fsio import sha256_file
+from keyframed.daemon.store import Store
+
+RACY_SECONDS = 2.0
+
+
+class HashCache:
+    """Hash files under a project root, remembering results in the store."""
+
+    def __init__(self, root: Path, store: Store, clock: Callable[[], float] = time.time) -> None:
+        self.root = root
+        self.store = store
+        self.clock = clock
+        self.hashed = 0  # files actually read, for tests and benchmarks
+        # Mirror of the store's table, so a pass over thousands of files costs no queries.
+        self._known = store.all_hashes()
+
+    def hash_many(self, paths: Iterable[str]) -> dict[str, str | None]:
+        """Hash each project-relative path; None for a missing or unreadable file."""
+        out: dict[str, str | None] = {}
+        fresh: list[tuple[str, int, int, int, str]] = []
+        horizon = (self.clock() - RACY_SECONDS) * 1e9
+        for rel in paths:
+            if rel in out:
+                continue
+            out[rel] = self._hash_one(rel, fresh, horizon)
+        self.store.remember_hashes(fresh)
+        return out
+
+    def _hash_one(
+        self, rel: str, fresh: list[tuple[str, int, int, int, str]], horizon: float
+    ) -> str | None:
+        path = self.root / rel
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+        if not os.path.isfile(path):
+            return None
+        key = (st.st_size, st.st_mtime_ns, st.st_ino)
+        known = self._known.get(rel)
+        if known is not None and known[0] == key:
+            return known[1]
+        try:
+            digest = sha256_file(path)
+        except OSError:
+            return None
+        self.hashed += 1
+        if st.st_mtime_ns < horizon:
+            fresh.append((rel, *key, digest))
+            self._known[rel] = (key, digest)
+        return digest

@@ -1,0 +1,320 @@
+"""The level-triggered reconcile loop.
+
+Events only wake it. Each pass re-derives the desired artifacts from the files
+(:func:`~keyframed.daemon.snapshot.take_snapshot`), compares them with the jobs in the store,
+and acts on the difference: new jobs for stale artifacts, superseded jobs for recipes that
+changed, finished work written into place. A pass also runs at start and on a timer, so a
+missed filesystem event heals itself.
+
+Threads: the caller's thread runs passes; each backend has a small pool of worker threads
+that run jobs and only report back through futures (they never write project files).
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import structlog
+
+from keyframed.daemon.backends import Backend, make_backends
+from keyframed.daemon.outputs import UserFileError, commit_output, heal_pending
+from keyframed.daemon.snapshot import Snapshot, take_snapshot
+from keyframed.daemon.store import Job, JobStore, Store
+from keyframed.daemon.status import StatusWriter
+from keyframed.errors import ComfyPermanentError, KeyframedError, OutputError, TemplateError
+from keyframed.handlers.plan import PlanItem
+from keyframed.handlers.schedule import Slot, Want, assign, stack_key
+from keyframed.settings import Settings
+
+log = structlog.get_logger(__name__)
+PERMANENT = (ComfyPermanentError, TemplateError, OutputError)
+
+
+@dataclass
+class InFlight:
+    """A job handed to a backend's worker thread."""
+
+    job: Job
+    item: PlanItem
+    backend: str
+    future: Future[bytes]
+
+
+@dataclass
+class PassResult:
+    """What one reconcile pass did."""
+
+    ok: bool = True
+    created: list[str] = field(default_factory=list)
+    superseded: list[str] = field(default_factory=list)
+    dispatched: list[str] = field(default_factory=list)
+    written: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        """True when the pass changed any state."""
+        return bool(self.created or self.superseded or self.dispatched or self.written
+                    or self.failed)
+
+
+class Reconciler:
+    """Owns the store, the backends and the jobs of one project."""
+
+    def __init__(
+        self, root: Path, settings: Settings, *, store: Store | None = None,
+        backends: list[Backend] | None = None, clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.root = root
+        self.settings = settings
+        self.store = store or Store.for_project(root)
+        self.jobs = JobStore(self.store)
+        self.clock = clock
+        self.wake = threading.Event()
+        self._backends = backends
+        self.backends: dict[str, Backend] = {}
+        self.pools: dict[str, ThreadPoolExecutor] = {}
+        self.inflight: dict[int, InFlight] = {}
+        self.snapshot: Snapshot | None = None
+        self.last_good: Snapshot | None = None
+        self.own_writes: dict[str, tuple[int, int]] = {}
+        self.status = StatusWriter(root, self)
+        self.passes = 0
+        self._support_cache: dict[tuple[str, str], bool] = {}
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Heal interrupted writes and put jobs a crash left in flight back in line."""
+        (self.root / ".keyframed").mkdir(exist_ok=True)
+        healed = heal_pending(self.root, self.store)
+        for job in self.jobs.live():
+            if job.state != "ready":
+                # Re-dispatching reuses the prompt_id: the backend looks it up before any
+                # resubmission, so work already done or queued is not run twice.
+                self.jobs.set_state(job.id, "ready")
+        log.info("daemon_started", project=str(self.root), healed=healed)
+
+    def close(self, wait: bool = False) -> None:
+        """Stop worker pools and close connections; jobs in flight stay recorded."""
+        for pool in self.pools.values():
+            pool.shutdown(wait=wait, cancel_futures=True)
+        for backend in self.backends.values():
+            backend.close()
+        self.store.close()
+
+    def _ensure_backends(self, snap: Snapshot) -> None:
+        if self.backends:
+            return
+        assert snap.project is not None
+        made = self._backends or make_backends(self.settings, self.root, self.store,
+                                               snap.project.style)
+        for backend in made:
+            self.backends[backend.name] = backend
+            self.pools[backend.name] = ThreadPoolExecutor(
+                max_workers=backend.max_in_flight, thread_name_prefix=f"kf-{backend.name}"
+            )
+
+    # -- one pass -----------------------------------------------------------------------------
+
+    def reconcile_once(self) -> PassResult:
+        """One level-triggered pass: read, compare, act, write status."""
+        self.passes += 1
+        result = PassResult()
+        # Finished work is written first, so the snapshot below already sees it.
+        self._collect(result)
+        snap = take_snapshot(self.root, self.settings, self.store, record=True)
+        self.snapshot = snap
+        if not snap.ok:
+            result.ok = False
+            for d in snap.diagnostics:
+                log.error("input_error", file=d.file, line=d.line, error=d.message)
+            self.status.write(snap, self.last_good)
+            return result
+        self.last_good = snap
+        self._ensure_backends(snap)
+        self._copies(snap, result)
+        self._sync_jobs(snap, result)
+        self._dispatch(snap, result)
+        if result.written:
+            # What was just written changes what is stale downstream: look again at once.
+            self.wake.set()
+        self.status.write(snap, None)
+        return result
+
+    def _collect(self, result: PassResult) -> None:
+        for job_id, run in list(self.inflight.items()):
+            if not run.future.done():
+                continue
+            del self.inflight[job_id]
+            current = self.jobs.get(job_id)
+            if current is None or current.state not in ("submitted", "running"):
+                continue  # superseded meanwhile: its result is not wanted
+            error = run.future.exception()
+            if error is None:
+                self._finish(run, run.future.result(), result)
+            else:
+                self._failed(current, run, error, result)
+
+    def _finish(self, run: InFlight, data: bytes, result: PassResult) -> None:
+        try:
+            commit_output(self.root, self.store, run.item, data, backend=run.backend,
+                          job_id=run.job.id)
+        except UserFileError as exc:
+            self.jobs.set_state(run.job.id, "superseded", error=str(exc))
+            log.warning("user_file_kept", artifact=run.item.path, error=str(exc))
+            return
+        st = (self.root / run.item.path).stat()
+        self.own_writes[run.item.path] = (st.st_size, st.st_mtime_ns)
+        result.written.append(run.item.path)
+        log.info("artifact_written", artifact=run.item.path, scene=run.item.artifact.scene,
+                 backend=run.backend, job=run.job.id)
+
+    def _failed(self, job: Job, run: InFlight, error: BaseException, result: PassResult) -> None:
+        attempts = job.attempts + 1
+        permanent = isinstance(error, PERMANENT) or not isinstance(error, KeyframedError)
+        message = f"{type(error).__name__}: {error}"
+        if permanent or attempts >= self.settings.run.max_attempts:
+            self.jobs.set_state(job.id, "failed", attempts=attempts, error=message)
+            result.failed.append(job.path)
+            log.error("job_failed", artifact=job.path, backend=run.backend, error=message,
+                      attempts=attempts)
+            return
+        delay = min(self.settings.run.retry_max_s,
+                    self.settings.run.retry_initial_s * 2 ** attempts) * random.uniform(0.5, 1)
+        self.jobs.set_state(job.id, "ready", attempts=attempts, error=message,
+                            not_before=self.clock() + delay)
+        log.warning("job_retry", artifact=job.path, backend=run.backend, error=message,
+                    attempts=attempts, delay=round(delay, 2))
+
+    def _copies(self, snap: Snapshot, result: PassResult) -> None:
+        """Copy steps (a landscape's keyframe-start kept as its background layer) run here."""
+        for item in snap.items:
+            if item.state != "stale" or item.artifact.recipe.step != "copy":
+                continue
+            source = self.root / item.artifact.recipe.inputs[0].path
+            try:
+                commit_output(self.root, self.store, item, source.read_bytes(), backend=None)
+            except (OSError, UserFileError) as exc:
+                log.warning("copy_failed", artifact=item.path, error=str(exc))
+                continue
+            result.written.append(item.path)
+
+    def _sync_jobs(self, snap: Snapshot, result: PassResult) -> None:
+        ready = {i.path: i for i in snap.items
+                 if i.state == "stale" and i.artifact.recipe.step != "copy"}
+        live = {j.path: j for j in self.jobs.live()}
+        for path, job in live.items():
+            item = ready.get(path)
+            if item is None or item.status.fingerprint != job.fingerprint:
+                self._supersede(job, result)
+        latest = self.jobs.latest()
+        for path, item in ready.items():
+            job = latest.get(path)
+            if job is not None and job.fingerprint == item.status.fingerprint:
+                if job.state in ("ready", "submitted", "running", "failed"):
+                    continue  # already on its way, or failed until the recipe changes
+            fp = item.status.fingerprint or ""
+            self.jobs.create(path, fp, item.artifact.recipe.take,
+                             item.artifact.recipe.model_dump_json())
+            result.created.append(path)
+
+    def _supersede(self, job: Job, result: PassResult) -> None:
+        self.jobs.set_state(job.id, "superseded")
+        result.superseded.append(job.path)
+        run = self.inflight.pop(job.id, None)
+        if run is not None:
+            self.backends[run.backend].cancel(job.fingerprint, run.item.artifact)
+        log.info("job_superseded", artifact=job.path, job=job.id)
+
+    def _supports(self, backend: Backend, item: PlanItem) -> bool:
+        key = (backend.name, stack_key(item.artifact.recipe) + str(len(item.artifact.recipe.inputs)))
+        if not self._support_cache.get(key):
+            self._support_cache[key] = backend.supports(item.artifact)
+        return self._support_cache[key]
+
+    def _dispatch(self, snap: Snapshot, result: PassResult) -> None:
+        items = {i.path: i for i in snap.items}
+        order = {i.path: n for n, i in enumerate(snap.items)}
+        now = self.clock()
+        waiting = [j for j in self.jobs.live()
+                   if j.state == "ready" and j.id not in self.inflight and j.not_before <= now
+                   and j.path in items and items[j.path].status.fingerprint == j.fingerprint]
+        if not waiting:
+            return
+        wants = [Want(job_id=j.id, stack=stack_key(items[j.path].artifact.recipe),
+                      order=order[j.path]) for j in waiting]
+        slots = [self._slot(b, waiting, items) for b in self.backends.values()]
+        by_id = {j.id: j for j in waiting}
+        for job_id, name in assign(wants, slots):
+            self._start(by_id[job_id], items[by_id[job_id].path], name)
+            result.dispatched.append(by_id[job_id].path)
+
+    def _slot(self, backend: Backend, waiting: list[Job], items: dict[str, PlanItem]) -> Slot:
+        busy = sum(1 for r in self.inflight.values() if r.backend == backend.name)
+        runs = [r for r in self.inflight.values() if r.backend == backend.name]
+        can = frozenset(j.id for j in waiting if self._supports(backend, items[j.path]))
+        last = stack_key(runs[-1].item.artifact.recipe) if runs else ""
+        return Slot(name=backend.name, free=backend.max_in_flight - busy, last_stack=last,
+                    can_run=can)
+
+    def _start(self, job: Job, item: PlanItem, backend_name: str) -> None:
+        backend = self.backends[backend_name]
+        self.jobs.set_state(job.id, "submitted", backend=backend_name)
+        inputs = {i.path: self.root / i.path for i in item.artifact.recipe.inputs}
+        future = self.pools[backend_name].submit(self._execute, backend, job, item, inputs)
+        self.inflight[job.id] = InFlight(job=job, item=item, backend=backend_name, future=future)
+        log.info("job_dispatched", artifact=job.path, scene=item.artifact.scene,
+                 backend=backend_name, job=job.id)
+
+    def _execute(self, backend: Backend, job: Job, item: PlanItem,
+                 inputs: dict[str, Path]) -> bytes:
+        """Worker thread: run one job; wake the loop when done, whatever happened."""
+        last = [0.0]
+
+        def progress(value: float) -> None:
+            if value - last[0] >= 0.05 or value >= 1.0:
+                last[0] = value
+                self.jobs.progress(job.id, value)
+
+        try:
+            self.jobs.set_state(job.id, "running", backend=backend.name)
+            return backend.execute(job.fingerprint, item.artifact, inputs, progress)
+        finally:
+            self.wake.set()
+
+    # -- driving ------------------------------------------------------------------------------
+
+    @property
+    def busy(self) -> bool:
+        """True while jobs run or wait to run."""
+        return bool(self.inflight) or any(j.state == "ready" for j in self.jobs.live())
+
+    def run_until_idle(self, timeout: float | None = None,
+                       stop: threading.Event | None = None) -> Snapshot | None:
+        """Reconcile until nothing is left to do (or a timeout or stop), for ``keyframed run``."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            self.wake.clear()
+            result = self.reconcile_once()
+            if not result.ok:
+                return self.snapshot
+            if not self.busy and not result.changed:
+                return self.snapshot
+            if stop is not None and stop.is_set():
+                return self.snapshot
+            if deadline is not None and time.monotonic() > deadline:
+                return self.snapshot
+            self.wake.wait(timeout=self._next_due())
+
+    def _next_due(self) -> float:
+        """Seconds until a job waiting on backoff becomes ready (capped)."""
+        now = self.clock()
+        waits = [j.not_before - now for j in self.jobs.live() if j.not_before > now]
+        return max(0.01, min([1.0, *waits]))

@@ -1,0 +1,195 @@
+"""One look at a project: load the inputs, derive the artifacts, hash, and plan.
+
+This is the "re-derive the desired state from the files" half of each reconcile pass; the loop
+acts on the difference. ``take_snapshot(..., record=False)`` (used by ``keyframed plan``)
+changes nothing but the hash cache; with ``record=True`` (the daemon) newly seen approval and
+retry markers are recorded in the store first.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from keyframed.daemon import templates
+from keyframed.daemon.fsio import sha256_file
+from keyframed.daemon.hashing import HashCache
+from keyframed.daemon.loader import load_project
+from keyframed.daemon.store import Store
+from keyframed.errors import Diagnostic, TemplateError
+from keyframed.handlers.approvals import ASSETS_MARKER, Approvals, keyframes_marker
+from keyframed.handlers.composite import keyframe_path
+from keyframed.handlers.context import PlanContext
+from keyframed.handlers.graph import desired_artifacts
+from keyframed.handlers.plan import PlanItem, make_plan
+from keyframed.handlers.project import Project
+from keyframed.handlers.recipe import Artifact
+from keyframed.settings import Settings
+
+RETRY_SUFFIX = ".retry"
+
+
+@dataclass
+class Snapshot:
+    """The desired state of a project and how it compares with what was built."""
+
+    root: Path
+    settings: Settings
+    project: Project | None
+    diagnostics: list[Diagnostic]
+    artifacts: list[Artifact] = field(default_factory=list)
+    items: list[PlanItem] = field(default_factory=list)
+    hashes: dict[str, str | None] = field(default_factory=dict)
+    approvals: Approvals = field(default_factory=Approvals)
+    taken_at: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        """True when the inputs parsed and validated."""
+        return self.project is not None and not self.diagnostics
+
+    def item(self, path: str) -> PlanItem | None:
+        """The plan item of one artifact."""
+        return next((i for i in self.items if i.path == path), None)
+
+
+def marker_identity(path: Path) -> str | None:
+    """Identify one dropping of a marker file: its content hash and mtime."""
+    try:
+        st = os.stat(path)
+        return f"{sha256_file(path)}:{st.st_mtime_ns}"
+    except OSError:
+        return None
+
+
+def _context(project: Project, settings: Settings, root: Path, store: Store) -> PlanContext:
+    takes, notes = store.takes()
+    existing = frozenset(
+        a.output_path for a in project.assets.assets.values() if (root / a.output_path).is_file()
+    )
+    return PlanContext(settings=settings, existing=existing, owned=store.owned_paths(),
+                       takes=takes, notes=notes)
+
+
+def _template_hashes(artifacts: list[Artifact], root: Path) -> dict[str, str]:
+    names = {a.recipe.template for a in artifacts if a.recipe.template}
+    return {name: templates.load_template(name, root)[1] for name in names}
+
+
+def _approval(
+    key: str, marker: Path, paths: list[str], hashes: dict[str, str | None],
+    store: Store, record: bool,
+) -> dict[str, str] | None:
+    identity = marker_identity(marker)
+    if identity is None:
+        if record and store.approval(key) is not None:
+            store.drop_approval(key)
+        return None
+    known = store.approval(key)
+    if known is not None and known[0] == identity:
+        return known[1]
+    snapshot = {p: h for p in paths if (h := hashes.get(p)) is not None}
+    if record:
+        store.set_approval(key, identity, snapshot)
+    return snapshot
+
+
+def approvals_for(
+    root: Path, project: Project, settings: Settings, hashes: dict[str, str | None],
+    store: Store, record: bool,
+) -> Approvals:
+    """Read the approval markers and bind each to the hashes it approved."""
+    assets = sorted({a.output_path for a in project.assets.assets.values()})
+    scenes: dict[int, dict[str, str]] = {}
+    for scene in project.scenes:
+        frames = [keyframe_path(scene, "start"), keyframe_path(scene, "end")]
+        snap = _approval(f"scene:{scene.number}", root / keyframes_marker(scene.number),
+                         frames, hashes, store, record)
+        if snap is not None:
+            scenes[scene.number] = snap
+    return Approvals(
+        mode=settings.approval,
+        assets=_approval("assets", root / ASSETS_MARKER, assets, hashes, store, record),
+        scenes=scenes,
+    )
+
+
+def retry_markers(root: Path, artifacts: list[Artifact]) -> dict[str, Path]:
+    """Map artifact path → its ``scene-XX/<name>.retry`` marker, for markers present."""
+    found: dict[str, Path] = {}
+    for art in artifacts:
+        if art.scene is None:
+            continue
+        folder = root / f"scene-{art.scene:02d}"
+        names = {art.name}
+        if art.kind == "video":
+            names.add("video")
+        for name in names:
+            marker = folder / f"{name}{RETRY_SUFFIX}"
+            if marker.is_file():
+                found[art.path] = marker
+    return found
+
+
+def consume_retries(root: Path, artifacts: list[Artifact], store: Store) -> int:
+    """Turn each new retry marker into exactly one more take.
+
+    A marker is identified by its content and mtime, so a restart that sees it again does not
+    add a second take. It is removed once the new take has been built and recorded, so until
+    then a person can see that the retry is pending.
+    """
+    consumed = 0
+    records = store.records()
+    for path, marker in retry_markers(root, artifacts).items():
+        identity = marker_identity(marker)
+        if identity is None:
+            continue
+        try:
+            note = marker.read_text(encoding="utf-8", errors="replace").strip()[:2000]
+        except OSError:
+            continue
+        rel = marker.relative_to(root).as_posix()
+        if store.consume_retry(rel, identity, path, note):
+            consumed += 1
+        take = store.takes()[0].get(path, 0)
+        built = records.get(path)
+        if built is not None and built.take >= take:
+            marker.unlink(missing_ok=True)
+    return consumed
+
+
+def take_snapshot(
+    root: Path, settings: Settings, store: Store, *, record: bool = False,
+    hasher: HashCache | None = None,
+) -> Snapshot:
+    """Load, derive, hash and plan. Bad inputs give a snapshot with diagnostics and no plan."""
+    loaded = load_project(root, settings.run.max_image_pixels)
+    snap = Snapshot(root=root, settings=settings, project=loaded.project,
+                    diagnostics=list(loaded.diagnostics), taken_at=time.time())
+    if loaded.project is None or loaded.diagnostics:
+        snap.project = None
+        return snap
+    project = loaded.project
+    artifacts = desired_artifacts(project, _context(project, settings, root, store))
+    if record and consume_retries(root, artifacts, store):
+        artifacts = desired_artifacts(project, _context(project, settings, root, store))
+    try:
+        template_hashes = _template_hashes(artifacts, root)
+    except TemplateError as exc:
+        snap.diagnostics.append(Diagnostic(file="workflows", line=1, column=1, message=str(exc)))
+        snap.project = None
+        return snap
+    hasher = hasher or HashCache(root, store)
+    paths = [p for a in artifacts for p in (a.path, *(i.path for i in a.recipe.inputs))]
+    paths += [a.output_path for a in project.assets.assets.values()]
+    hashes = hasher.hash_many(paths)
+    approvals = approvals_for(root, project, settings, hashes, store, record)
+    asset_paths = frozenset(a.output_path for a in project.assets.assets.values())
+    snap.artifacts = artifacts
+    snap.hashes = hashes
+    snap.approvals = approvals
+    snap.items = make_plan(artifacts, store.records(), hashes, template_hashes, approvals,
+                           asset_paths)
+    return snap

@@ -1,0 +1,128 @@
+"""Status files (DESIGN §7): ``scene-XX/status.json`` and ``status.json`` at the root.
+
+Written atomically, and only when their content changed (the root file's clock aside), so a
+quiet daemon does not churn the disk. The JSON Schema is ``keyframed/schemas/status.schema.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections import Counter
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from keyframed import __version__
+from keyframed.daemon.fsio import atomic_write
+from keyframed.daemon.snapshot import Snapshot
+from keyframed.daemon.store import Job
+from keyframed.handlers.plan import PlanItem
+
+if TYPE_CHECKING:
+    from keyframed.daemon.loop import Reconciler
+
+FORMAT = 1
+ROOT_STATUS = "status.json"
+JOB_STATE = {"ready": "queued", "submitted": "queued", "running": "running", "failed": "failed"}
+
+
+def artifact_state(item: PlanItem, job: Job | None) -> str:
+    """The state shown for an artifact: the plan's verdict refined by its job."""
+    if item.state == "fresh":
+        fresh_job = job is not None and job.fingerprint == item.status.fingerprint
+        return "done" if fresh_job and job is not None and job.state == "done" else "fresh"
+    if item.state == "stale" and job is not None and job.fingerprint == item.status.fingerprint:
+        return JOB_STATE.get(job.state, "stale")
+    return item.state
+
+
+def artifact_entry(item: PlanItem, job: Job | None) -> dict[str, Any]:
+    """One artifact's entry in its scene's status file."""
+    recipe = item.artifact.recipe
+    current = job is not None and job.fingerprint == item.status.fingerprint
+    return {
+        "path": item.path,
+        "kind": item.artifact.kind,
+        "step": recipe.step,
+        "state": artifact_state(item, job),
+        "reasons": [str(r) for r in item.reasons],
+        "progress": (job.progress if current and job else (1.0 if item.state == "fresh" else 0.0)),
+        "backend": job.backend if current and job else None,
+        "prompt_id": job.prompt_id if current and job else None,
+        "take": recipe.take,
+        "seed": recipe.seed,
+        "fingerprint": item.status.fingerprint,
+        "created_at": job.created_at if current and job else None,
+        "updated_at": job.updated_at if current and job else None,
+        "attempts": job.attempts if current and job else 0,
+        "error": job.error if current and job and job.state == "failed" else None,
+    }
+
+
+class StatusWriter:
+    """Writes the status files of one project."""
+
+    def __init__(self, root: Path, owner: Reconciler | None = None) -> None:
+        self.root = root
+        self.owner = owner
+        self._last: dict[str, str] = {}
+        self._root_written = 0.0
+        self.state = "running"
+
+    def _write(self, rel: str, doc: dict[str, Any], volatile: tuple[str, ...] = ()) -> bool:
+        stable = {k: v for k, v in doc.items() if k not in volatile}
+        key = json.dumps(stable, sort_keys=True)
+        if self._last.get(rel) == key and (not volatile or time.time() - self._root_written < 30):
+            return False
+        path = self.root / rel
+        if not path.parent.is_dir():
+            return False
+        atomic_write(path, (json.dumps(doc, indent=2) + "\n").encode())
+        self._last[rel] = key
+        if volatile:
+            self._root_written = time.time()
+        return True
+
+    def write(self, snap: Snapshot, last_good: Snapshot | None) -> None:
+        """Write every status file for a snapshot (or the last good one, with errors)."""
+        shown = snap if snap.ok else last_good
+        jobs = self.owner.jobs.latest() if self.owner is not None else {}
+        scenes: dict[int, list[dict[str, Any]]] = {}
+        for item in shown.items if shown is not None else []:
+            if item.artifact.scene is not None:
+                scenes.setdefault(item.artifact.scene, []).append(
+                    artifact_entry(item, jobs.get(item.path)))
+        for number, entries in scenes.items():
+            folder = f"scene-{number:02d}"
+            (self.root / folder).mkdir(exist_ok=True)
+            self._write(f"{folder}/status.json", {
+                "format": FORMAT, "scene": number, "artifacts": entries,
+            })
+        self._write(ROOT_STATUS, self.root_document(snap, shown, jobs), volatile=("updated_at",))
+
+    def root_document(self, snap: Snapshot, shown: Snapshot | None,
+                      jobs: dict[str, Job]) -> dict[str, Any]:
+        """The root status.json."""
+        items = shown.items if shown is not None else []
+        counts = Counter(artifact_state(i, jobs.get(i.path)) for i in items)
+        waiting: dict[str, list[str]] = {}
+        for item in items:
+            for reason in item.reasons:
+                if reason.code in ("approval_missing", "approval_stale") and item.state == "awaiting_approval":
+                    marker = reason.detail if reason.code == "approval_missing" else (
+                        "assets.approved" if item.artifact.gate == "assets"
+                        else f"scene-{item.artifact.scene:02d}/keyframes.approved")
+                    waiting.setdefault(marker, []).append(item.path)
+        backends = [b.health() for b in self.owner.backends.values()] if self.owner else []
+        return {
+            "format": FORMAT,
+            "version": __version__,
+            "daemon": {"state": self.state, "pid": os.getpid()},
+            "ok": snap.ok,
+            "errors": [d.as_dict() for d in snap.diagnostics],
+            "counts": dict(sorted(counts.items())),
+            "backends": backends,
+            "waiting_for_approval": {k: sorted(set(v)) for k, v in sorted(waiting.items())},
+            "updated_at": snap.taken_at,
+        }

@@ -1,0 +1,66 @@
+"""Helpers for planning tests: copy the sample project, build it with stand-in bytes."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import shutil
+from pathlib import Path
+
+from PIL import Image
+
+from keyframed.daemon.config import load_settings
+from keyframed.daemon.outputs import commit_output
+from keyframed.daemon.snapshot import Snapshot, take_snapshot
+from keyframed.daemon.store import Store
+from keyframed.settings import Settings
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLE = REPO / "examples" / "samurai"
+
+
+def copy_sample(dest: Path) -> Path:
+    """A private copy of examples/samurai without any state or outputs."""
+    shutil.copytree(SAMPLE, dest, ignore=shutil.ignore_patterns(".keyframed", "scene-*"))
+    return dest
+
+
+def settings_for(root: Path) -> Settings:
+    """The project's settings, ignoring the user's own config and environment."""
+    return load_settings(root, env={})
+
+
+def stand_in_png(seed: str) -> bytes:
+    """A tiny real PNG whose colour depends on ``seed`` (a fingerprint)."""
+    digest = hashlib.sha256(seed.encode()).digest()
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 8), tuple(digest[:3])).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def snapshot(root: Path, store: Store, *, record: bool = True) -> Snapshot:
+    """Take a snapshot with test settings."""
+    return take_snapshot(root, settings_for(root), store, record=record)
+
+
+def build_all(root: Path, store: Store, max_rounds: int = 20) -> Snapshot:
+    """Build every ready artifact, round after round, until nothing is ready."""
+    for _ in range(max_rounds):
+        snap = snapshot(root, store)
+        assert snap.ok, snap.diagnostics
+        ready = [i for i in snap.items if i.state == "stale"]
+        if not ready:
+            return snap
+        for item in ready:
+            data = stand_in_png(item.status.fingerprint or item.path)
+            commit_output(root, store, item, data, backend="test")
+    raise AssertionError("the build did not settle")
+
+
+def stale_map(snap: Snapshot) -> dict[str, list[str]]:
+    """path → sorted reasons of every artifact that is not fresh."""
+    return {
+        i.path: sorted(str(r) for r in i.reasons)
+        for i in snap.items
+        if i.state not in ("fresh",)
+    }
