@@ -21,7 +21,7 @@ SAMPLE = REPO / "examples" / "samurai"
 
 def copy_sample(dest: Path) -> Path:
     """A private copy of examples/samurai without any state or outputs."""
-    shutil.copytree(SAMPLE, dest, ignore=shutil.ignore_patterns(".keyframed", "scene-*"))
+    shutil.copytree(SAMPLE, dest, ignore=shutil.ignore_patterns(".keyframed", "scene-[0-9]*", "status.json"))
     return dest
 
 

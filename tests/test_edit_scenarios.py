@@ -58,6 +58,13 @@ def append_config(text: str) -> Callable[[Path], None]:
     return apply
 
 
+def prepend_config(text: str) -> Callable[[Path], None]:
+    def apply(root: Path) -> None:
+        path = root / "keyframed.toml"
+        path.write_text(text + "\n" + path.read_text(encoding="utf-8"), encoding="utf-8")
+    return apply
+
+
 def replace_bytes(rel: str, seed: str) -> Callable[[Path], None]:
     def apply(root: Path) -> None:
         (root / rel).write_bytes(stand_in_png(seed))
@@ -205,15 +212,16 @@ SCENARIOS = [
                                                 "**Camera**: tracking right\n**Seed**: 42"),
              {f"{S2}/keyframe-start.png": ["recipe_changed: seed"],
               f"{S2}/layers/background.png": [up(f"{S2}/keyframe-start.png")],
-              f"{S2}/keyframe-end.png": [up(f"{S2}/keyframe-start.png")],
-              V2: sorted([up(f"{S2}/keyframe-end.png"), up(f"{S2}/keyframe-start.png")])}),
+              f"{S2}/keyframe-end.png": ["recipe_changed: seed", up(f"{S2}/keyframe-start.png")],
+              V2: sorted(["recipe_changed: seed", up(f"{S2}/keyframe-end.png"),
+                          up(f"{S2}/keyframe-start.png")])}),
     Scenario("pose image replaced", replace_bytes("assets/poses/meditation.png", "sit"),
              {f"{S1}/layers/character-end.png": ["input_changed: assets/poses/meditation.png"],
               f"{S1}/keyframe-end.png": [up(f"{S1}/layers/character-end.png")],
               V1: [up(f"{S1}/keyframe-end.png")],
               **_chars(S3, "input_changed: assets/poses/meditation.png"),
               **scene13_downstream_of_chars(S3, V3)}),
-    Scenario("approval mode changed", append_config('seed_salt = "keyframed"'), {}),
+    Scenario("config value set to its default", prepend_config('seed_salt = "keyframed"'), {}),
     Scenario("scene removed", lambda r: (r / "scene-breakdown.md").write_text(
         _drop_scene2((r / "scene-breakdown.md").read_text())), {}),
 ]

@@ -16,7 +16,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from keyframed.handlers.fingerprint import Components, components, fingerprint
+from keyframed.handlers.fingerprint import Components, components, fingerprint, recipe_fields
 from keyframed.handlers.recipe import Artifact
 
 State = Literal["fresh", "stale", "user_override"]
@@ -112,8 +112,16 @@ def evaluate_one(
     missing = [i.path for i in art.recipe.inputs if hashes.get(i.path) is None]
     if upstream or missing:
         extra = [Reason(code="missing_input", detail=p) for p in missing if p not in art.deps]
-        return Status(path=art.path, state="stale",
-                      reasons=tuple(_own(record, on_disk, art.path) + upstream + extra))
+        own = _own(record, on_disk, art.path)
+        if record is not None and not own:
+            # The fingerprint needs the upstream bytes, but recipe edits can be named already.
+            partial = Components(inputs={}, template=template_hash,
+                                 fields=recipe_fields(art.recipe))
+            old = Components(inputs={}, template=record.components.template,
+                             fields=record.components.fields)
+            own = [r for r in explain(old, partial, art.recipe.template)
+                   if r.detail != "fingerprint_version"]
+        return Status(path=art.path, state="stale", reasons=tuple(own + upstream + extra))
     known = {i.path: hashes[i.path] or "" for i in art.recipe.inputs}
     parts = components(art.recipe, known, template_hash)
     digest = fingerprint(parts)
