@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import argparse
+import fcntl
 import hashlib
 import os
 import re
+import shutil
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
-from keyframed.daemon import models_download, models_hub, models_manifest
-from keyframed.daemon.cli import main
+from keyframed.daemon import cli, cmd_models, models_download, models_hub, models_manifest
 from keyframed.daemon.models_download import STAGING_DIR, FileState, check, download
 from keyframed.daemon.models_hub import RemoteFile
 from keyframed.daemon.models_manifest import MANIFEST, SET_NAMES, ModelFile, human_size
@@ -241,6 +244,33 @@ def test_hub_serving_other_bytes_than_the_pinned_hash_is_refused(
     assert not _placed(comfy, vae).exists()
 
 
+def test_a_second_concurrent_download_of_one_file_is_refused(
+    fake_models: Models, comfy: Path
+) -> None:
+    hub, manifest = fake_models
+    vae = next(f for f in manifest["qwen-2511"] if f.folder == "vae")
+    lock = _part(comfy, vae).with_name(f"{vae.name}.part.lock")
+    lock.parent.mkdir(parents=True)
+    with lock.open("a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        with pytest.raises(DownloadError, match="another keyframed is downloading"):
+            download(comfy, "one", manifest={"one": (vae,)}, progress=False)
+    assert hub.gets(vae.path) == []
+    download(comfy, "one", manifest={"one": (vae,)}, progress=False)
+    assert _placed(comfy, vae).stat().st_size == vae.size
+
+
+def test_not_enough_disk_space_is_reported_before_downloading(
+    fake_models: Models, comfy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hub, manifest = fake_models
+    vae = next(f for f in manifest["qwen-2511"] if f.folder == "vae")
+    monkeypatch.setattr(shutil, "disk_usage", lambda _p: SimpleNamespace(free=1000))
+    with pytest.raises(DownloadError, match=r"needs .* more but only 1.0 kB is free"):
+        download(comfy, "one", manifest={"one": (vae,)}, progress=False)
+    assert hub.gets(vae.path) == []
+
+
 def test_token_goes_to_the_hub_but_not_to_a_redirected_cdn(
     fake_models: Models, comfy: Path
 ) -> None:
@@ -337,6 +367,19 @@ def test_offline_mode_is_honoured(fake_models: Models, comfy: Path,
 
 
 # --- the CLI ----------------------------------------------------------------------------------
+
+
+def main(argv: list[str]) -> int:
+    """``keyframed`` with only the models subcommand (others may be mid-edit in a checkout)."""
+    parser = argparse.ArgumentParser(prog="keyframed")
+    cmd_models.register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    code: int = args.func(args)
+    return code
+
+
+def test_models_subcommand_is_registered() -> None:
+    assert "keyframed.daemon.cmd_models" in cli.COMMANDS
 
 
 def test_cli_exit_codes(

@@ -15,12 +15,14 @@ hub's LFS ETag where the manifest has no hash, and the file is moved into place 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import os
+import shutil
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -411,22 +413,61 @@ def _fetch(
     part_path, meta_path = staging_paths(dest)
     version = {"url": info.url, "etag": info.etag, "size": exp.size}
     ident = json.dumps(version, sort_keys=True).encode()
-    part = _open_part(part_path, meta_path, ident, exp.size)
+    with _exclusive(file, part_path):
+        part = _open_part(part_path, meta_path, ident, exp.size)
+        _check_space(file, part, exp.size)
+        digest = _fill(file, info, part, exp.size, opts)
+        _verify(file, part_path, meta_path, part.offset, digest, exp)
+        os.replace(part_path, dest)
+        fsync_dir(dest.parent)
+        meta_path.unlink(missing_ok=True)
+    _remove_if_empty(part_path.parent)
+    cache.record(dest, file.rel_path, digest)
+
+
+@contextlib.contextmanager
+def _exclusive(file: ModelFile, part_path: Path) -> Iterator[None]:
+    """Hold a lock so two runs never append to the same ``.part`` at once."""
+    lock_path = part_path.with_name(part_path.name + ".lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with lock_path.open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise DownloadError(
+                f"{file.rel_path}: another keyframed is downloading this file right now "
+                f"(lock {lock_path}); wait for it to finish."
+            ) from None
+        try:
+            yield
+        finally:
+            lock_path.unlink(missing_ok=True)  # still locked here, so no one else holds it
+
+
+def _check_space(file: ModelFile, part: _Part, size: int | None) -> None:
+    if size is None:
+        return
+    need = size - part.offset
+    free = shutil.disk_usage(part.path.parent).free
+    if free < need:
+        part.close()
+        raise DownloadError(
+            f"{file.rel_path}: needs {human_size(need)} more but only {human_size(free)} is "
+            f"free in {part.path.parent}; make room and run again (the download resumes)."
+        )
+
+
+def _fill(file: ModelFile, info: RemoteFile, part: _Part, size: int | None, opts: _Options) -> str:
+    """Download into the ``.part`` until complete; return the sha256 of its content."""
     try:
-        with _progress_bar(file, exp.size, part.offset, opts.progress) as bar, httpx.Client(
+        with _progress_bar(file, size, part.offset, opts.progress) as bar, httpx.Client(
             follow_redirects=True, timeout=download_timeout()
         ) as client:
-            _transfer(client, file, info.url, part, exp.size, bar, opts)
-        digest = part.finish()
+            _transfer(client, file, info.url, part, size, bar, opts)
+        return part.finish()
     except BaseException:
         part.close()  # the bytes so far stay for the next run
         raise
-    _verify(file, part_path, meta_path, part.offset, digest, exp)
-    os.replace(part_path, dest)
-    fsync_dir(dest.parent)
-    meta_path.unlink(missing_ok=True)
-    _remove_if_empty(part_path.parent)
-    cache.record(dest, file.rel_path, digest)
 
 
 def _progress_bar(file: ModelFile, size: int | None, initial: int, enabled: bool) -> Any:
