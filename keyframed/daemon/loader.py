@@ -253,15 +253,18 @@ def _inspect(rel: str, path: Path, max_pixels: int) -> FileFact:
     """Open the image lazily, check its size and structure without decoding pixels."""
     try:
         with warnings.catch_warnings():
-            # Pillow warns about large images (an error under pytest); our own limit decides.
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            # Any other Pillow warning (odd metadata, truncation) becomes an error we report;
+            # the bomb warning is replaced by our own limit below (past twice Pillow's limit it
+            # raises DecompressionBombError, caught below).
+            warnings.simplefilter("error")
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(path, formats=IMAGE_FORMATS) as im:
                 width, height = im.size
                 fmt = im.format or ""
                 if width * height > max_pixels:
                     return _bomb(rel, width, height, max_pixels)
                 im.verify()
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+    except Image.DecompressionBombError:
         return FileFact(
             path=rel,
             exists=True,
