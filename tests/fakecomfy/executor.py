@@ -231,7 +231,9 @@ class Executor:
         await self._hold(run, node_id, class_type, first)
         await self._work(run, node_id)
         upstream = {name: run.values[src] for name, src, _ in links(node) if src in run.values}
-        value = compute_value(class_type, node["inputs"], run.sigs[node_id], upstream, self._image_size)
+        value = compute_value(
+            class_type, node["inputs"], run.sigs[node_id], upstream, self._image_size
+        )
         run.values[node_id] = value
         ui = self._save(ctx, class_type, node["inputs"], upstream)
         self.cache.put(run.sigs[node_id], CacheEntry(value, ui))
@@ -288,7 +290,9 @@ class Executor:
             await self._pause(seconds / steps)
             self._progress(run, node_id, "running", step, steps)
             self._broadcast_if_no_client(
-                run, "progress", {"value": step, "max": steps, "prompt_id": run.prompt_id, "node": node_id}
+                run,
+                "progress",
+                {"value": step, "max": steps, "prompt_id": run.prompt_id, "node": node_id},
             )
 
     async def _pause(self, seconds: float) -> None:

@@ -37,7 +37,7 @@ def route_matches(pattern: str, method: str, path: str) -> bool:
     want_method, _, want_path = pattern.strip().rpartition(" ")
     if want_method and want_method.upper() != method.upper():
         return False
-    return fnmatch.fnmatchcase(normalise_path(path), want_path)
+    return fnmatch.fnmatchcase(normalise_path(path), normalise_path(want_path))
 
 
 @dataclass

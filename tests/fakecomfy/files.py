@@ -60,7 +60,7 @@ def split_annotation(name: str) -> tuple[str, str | None]:
 
 
 def annotated_path(dirs: Dirs, name: str, default: str = "input") -> Path | None:
-    """Where LoadImage looks for ``name`` (``sub/x.png``, ``x.png [output]``); None if it escapes."""
+    """Where LoadImage finds ``name`` (``sub/x.png``, ``x.png [output]``); None if it escapes."""
     bare, kind = split_annotation(name)
     root = dirs.by_type(kind or default)
     if root is None:

@@ -91,7 +91,9 @@ MODEL_INPUTS: dict[tuple[str, str], str] = {
 }
 
 # Options ComfyUI appends after the files of a folder (VAELoader's weightless identity VAE).
-EXTRA_OPTIONS: dict[tuple[str, str], tuple[str, ...]] = {("VAELoader", "vae_name"): ("pixel_space",)}
+EXTRA_OPTIONS: dict[tuple[str, str], tuple[str, ...]] = {
+    ("VAELoader", "vae_name"): ("pixel_space",)
+}
 
 # Empty COMBO lists in object_info.json that are NOT model folders (input-dir pickers and the
 # like); the conformance test checks that every empty list is either here or in MODEL_INPUTS.

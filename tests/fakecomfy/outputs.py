@@ -70,14 +70,18 @@ def _save_pngs(
     return {"images": results}
 
 
-def save_image(ctx: SaveContext, inputs: Mapping[str, Any], up: Mapping[str, NodeValue]) -> dict[str, Any]:
+def save_image(
+    ctx: SaveContext, inputs: Mapping[str, Any], up: Mapping[str, NodeValue]
+) -> dict[str, Any]:
     """SaveImage: ``<prefix>_<counter:05>_.png`` per image in the output folder."""
     images = _source(up, "images")
     prefix = _prefix(inputs, "ComfyUI", images.size or DEFAULT_SIZE)
     return _save_pngs(ctx, ctx.dirs.output, "output", prefix, images)
 
 
-def preview_image(ctx: SaveContext, inputs: Mapping[str, Any], up: Mapping[str, NodeValue]) -> dict[str, Any]:
+def preview_image(
+    ctx: SaveContext, inputs: Mapping[str, Any], up: Mapping[str, NodeValue]
+) -> dict[str, Any]:
     """PreviewImage: like SaveImage but in temp, with a random ``ComfyUI_temp_xxxxx`` prefix."""
     suffix = "".join(random.choice(string.ascii_lowercase) for _ in range(5))
     return _save_pngs(ctx, ctx.dirs.temp, "temp", f"ComfyUI_temp_{suffix}", _source(up, "images"))
@@ -93,14 +97,18 @@ def _save_one(
     return {"images": [_result(name, subfolder, "output")]}
 
 
-def save_video(ctx: SaveContext, inputs: Mapping[str, Any], up: Mapping[str, NodeValue]) -> dict[str, Any]:
+def save_video(
+    ctx: SaveContext, inputs: Mapping[str, Any], up: Mapping[str, NodeValue]
+) -> dict[str, Any]:
     """SaveVideo: an MP4 reported under ``images`` with ``animated: [true]``."""
     video = _source(up, "video")
     data = render.mp4_bytes(video.sig, video.size or DEFAULT_SIZE, video.batch, video.fps or 24.0)
     return {**_save_one(ctx, inputs, video, "mp4", data), "animated": [True]}
 
 
-def save_webm(ctx: SaveContext, inputs: Mapping[str, Any], up: Mapping[str, NodeValue]) -> dict[str, Any]:
+def save_webm(
+    ctx: SaveContext, inputs: Mapping[str, Any], up: Mapping[str, NodeValue]
+) -> dict[str, Any]:
     """SaveWEBM: a WebM reported under ``images`` with ``animated: [true]``."""
     images = _source(up, "images")
     data = render.webm_bytes(images.sig, images.size or DEFAULT_SIZE)
@@ -108,16 +116,22 @@ def save_webm(ctx: SaveContext, inputs: Mapping[str, Any], up: Mapping[str, Node
 
 
 def _animated(fmt: str, ext: str) -> Saver:
-    def save(ctx: SaveContext, inputs: Mapping[str, Any], up: Mapping[str, NodeValue]) -> dict[str, Any]:
+    def save(
+        ctx: SaveContext, inputs: Mapping[str, Any], up: Mapping[str, NodeValue]
+    ) -> dict[str, Any]:
         images = _source(up, "images")
         fps = float(inputs.get("fps", 6.0)) if isinstance(inputs.get("fps"), int | float) else 6.0
-        data = render.animated_bytes(images.sig, images.size or DEFAULT_SIZE, images.batch, fmt, fps)
+        data = render.animated_bytes(
+            images.sig, images.size or DEFAULT_SIZE, images.batch, fmt, fps
+        )
         return {**_save_one(ctx, inputs, images, ext, data), "animated": [images.batch != 1]}
 
     return save
 
 
-def preview_any(ctx: SaveContext, inputs: Mapping[str, Any], up: Mapping[str, NodeValue]) -> dict[str, Any]:
+def preview_any(
+    ctx: SaveContext, inputs: Mapping[str, Any], up: Mapping[str, NodeValue]
+) -> dict[str, Any]:
     """PreviewAny: the source as text, no file."""
     source = up.get("source")
     if source is not None:

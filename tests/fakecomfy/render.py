@@ -33,7 +33,12 @@ def picture(digest: str, size: tuple[int, int]) -> Image.Image:
     cols, rows = 4, 4
     for index in range(cols * rows):
         x, y = index % cols, index // cols
-        box = (x * width // cols, y * height // rows, (x + 1) * width // cols, (y + 1) * height // rows)
+        box = (
+            x * width // cols,
+            y * height // rows,
+            (x + 1) * width // cols,
+            (y + 1) * height // rows,
+        )
         # Leave a border of the background colour so the grid is visible.
         inner = (box[0] + 1, box[1] + 1, max(box[0] + 1, box[2] - 1), max(box[1] + 1, box[3] - 1))
         image.paste(colours[index + 1], inner)
@@ -124,7 +129,9 @@ def _moov(width: int, height: int, frames: int, fps: float, chunk_offset: int) -
     dinf = _box(b"dinf", _full_box(b"dref", 0, struct.pack(">I", 1) + _full_box(b"url ", 1, b"")))
     minf = _box(
         b"minf",
-        _full_box(b"vmhd", 1, bytes(8)) + dinf + _sample_table(width, height, frames, delta, chunk_offset),
+        _full_box(b"vmhd", 1, bytes(8))
+        + dinf
+        + _sample_table(width, height, frames, delta, chunk_offset),
     )
     trak = _box(b"trak", tkhd + _box(b"mdia", mdhd + hdlr + minf))
     return _box(b"moov", mvhd + trak)
@@ -138,7 +145,9 @@ def mp4_bytes(digest: str, size: tuple[int, int], frames: int, fps: float) -> by
     width, height = (max(1, min(MAX_SIDE, side)) for side in size)
     frames = max(1, frames)
     ftyp = _box(b"ftyp", b"isom" + struct.pack(">I", 512) + b"isomiso2avc1mp41")
-    payload = b"".join(hashlib.sha256(f"{digest}:{i}".encode()).digest()[:16] for i in range(frames))
+    payload = b"".join(
+        hashlib.sha256(f"{digest}:{i}".encode()).digest()[:16] for i in range(frames)
+    )
     moov_len = len(_moov(width, height, frames, fps, 0))
     offset = len(ftyp) + moov_len + 8
     return ftyp + _moov(width, height, frames, fps, offset) + _box(b"mdat", payload)

@@ -41,7 +41,9 @@ def _error(kind: str, message: str, details: str, extra: dict[str, Any] | None =
 
 def _type_name(ex: BaseException) -> str:
     cls = type(ex)
-    return cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+    return (
+        cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+    )
 
 
 def types_match(received: Any, expected: Any) -> bool:
@@ -112,7 +114,9 @@ class _Validator:
         if len(link) != 2:
             message = "Bad linked input, must be a length-2 list of [node_id, slot_index]"
             return (
-                _error("bad_linked_input", message, spec.name, {**extra_base, "received_value": link}),
+                _error(
+                    "bad_linked_input", message, spec.name, {**extra_base, "received_value": link}
+                ),
                 True,
             )
         source_id, slot = link
@@ -122,7 +126,12 @@ class _Validator:
             details = f"{spec.name}, received_type({received}) mismatch input_type({spec.type})"
             extra = {**extra_base, "received_type": received, "linked_node": link}
             return (
-                _error("return_type_mismatch", "Return type mismatch between linked nodes", details, extra),
+                _error(
+                    "return_type_mismatch",
+                    "Return type mismatch between linked nodes",
+                    details,
+                    extra,
+                ),
                 True,
             )
         try:
@@ -219,7 +228,9 @@ def _list_error(spec: InputSpec, value: Any) -> Error | None:
 
 
 def _invalid_prompt(message: str, node_id: Any) -> ValidationResult:
-    return ValidationResult(False, _error("invalid_prompt", message, f"Node ID '#{node_id}'"), [], {})
+    return ValidationResult(
+        False, _error("invalid_prompt", message, f"Node ID '#{node_id}'"), [], {}
+    )
 
 
 def _find_outputs(
@@ -235,7 +246,9 @@ def _find_outputs(
             return _invalid_prompt(message, node_id)
         class_type = node["class_type"]
         if not catalog.has(class_type):
-            return _invalid_prompt(f"Cannot execute because node {class_type} does not exist.", node_id)
+            return _invalid_prompt(
+                f"Cannot execute because node {class_type} does not exist.", node_id
+            )
         if catalog.is_output(class_type) and (wanted is None or node_id in wanted):
             outputs.append(node_id)
     return outputs
@@ -278,7 +291,10 @@ def validate_prompt(
                     "exception_during_validation",
                     "Exception when validating node",
                     str(ex),
-                    {"exception_type": _type_name(ex), "traceback": traceback.format_tb(ex.__traceback__)},
+                    {
+                        "exception_type": _type_name(ex),
+                        "traceback": traceback.format_tb(ex.__traceback__),
+                    },
                 )
             ]
             validator.validated[output] = (False, reasons)
@@ -290,7 +306,9 @@ def validate_prompt(
     if good:
         return ValidationResult(True, None, good, node_errors)
     lines = [f"{e['message']}: {e['details']}" for _, reasons in failed for e in reasons]
-    error = _error("prompt_outputs_failed_validation", "Prompt outputs failed validation", "\n".join(lines))
+    error = _error(
+        "prompt_outputs_failed_validation", "Prompt outputs failed validation", "\n".join(lines)
+    )
     return ValidationResult(False, error, [], node_errors)
 
 
@@ -307,6 +325,10 @@ def _collect_node_errors(
             continue
         entry = node_errors.setdefault(
             node_id,
-            {"errors": reasons, "dependent_outputs": [], "class_type": prompt[node_id]["class_type"]},
+            {
+                "errors": reasons,
+                "dependent_outputs": [],
+                "class_type": prompt[node_id]["class_type"],
+            },
         )
         entry["dependent_outputs"].append(output)
