@@ -20,6 +20,9 @@ COMMANDS: tuple[str, ...] = (
     "keyframed.daemon.cmd_models",
     "keyframed.daemon.cmd_plan",
     "keyframed.daemon.cmd_run",
+    "keyframed.daemon.cmd_watch",
+    "keyframed.daemon.cmd_status",
+    "keyframed.daemon.cmd_markers",
     "keyframed.daemon.cmd_service",
     "keyframed.daemon.cmd_validate",
 )

@@ -70,13 +70,14 @@ class Reconciler:
     def __init__(
         self, root: Path, settings: Settings, *, store: Store | None = None,
         backends: list[Backend] | None = None, clock: Callable[[], float] = time.time,
+        wake: threading.Event | None = None,
     ) -> None:
         self.root = root
         self.settings = settings
         self.store = store or Store.for_project(root)
         self.jobs = JobStore(self.store)
         self.clock = clock
-        self.wake = threading.Event()
+        self.wake = wake or threading.Event()
         self._backends = backends
         self.backends: dict[str, Backend] = {}
         self.pools: dict[str, ThreadPoolExecutor] = {}
@@ -312,6 +313,26 @@ class Reconciler:
             if deadline is not None and time.monotonic() > deadline:
                 return self.snapshot
             self.wake.wait(timeout=self._next_due())
+
+    def is_own_write(self, rel: str, st: object) -> bool:
+        """True when ``rel`` still holds exactly what this daemon last wrote there."""
+        known = self.own_writes.get(rel)
+        if known is None or st is None:
+            return False
+        return known == (getattr(st, "st_size", -1), getattr(st, "st_mtime_ns", -1))
+
+    def reload(self, settings: Settings) -> None:
+        """Take new settings; backends are rebuilt on the next pass."""
+        self.settings = settings
+        for backend in self.backends.values():
+            backend.close()
+        self.backends.clear()
+        self.pools.clear()
+        self._support_cache.clear()
+
+    def next_due(self) -> float:
+        """Public form of :meth:`_next_due` for the watch loop."""
+        return self._next_due()
 
     def _next_due(self) -> float:
         """Seconds until a job waiting on backoff becomes ready (capped)."""

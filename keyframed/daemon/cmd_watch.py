@@ -1,0 +1,156 @@
+"""``keyframed watch DIR``: the daemon (systemd and launchd run this in the foreground).
+
+Signals only set flags (:mod:`keyframed.daemon.signals`): SIGTERM/SIGINT stop gracefully
+(nothing half-written; jobs in flight stay recorded and the next start carries on), SIGHUP
+reloads the configuration. Readiness and watchdog pings go to systemd through
+``$NOTIFY_SOCKET``; the watchdog is pinged only while the loop makes passes and the watcher
+is alive, so a hung daemon is restarted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+import structlog
+
+from keyframed.daemon import notify
+from keyframed.daemon.config import load_settings
+from keyframed.daemon.logs import setup_logging
+from keyframed.daemon.loop import Reconciler
+from keyframed.daemon.signals import Signals
+from keyframed.daemon.watcher import Watcher
+from keyframed.errors import ConfigError, StoreError
+from keyframed.settings import Settings
+
+log = structlog.get_logger(__name__)
+STOP_GRACE_S = 4.0
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the ``watch`` subcommand."""
+    p = sub.add_parser("watch", help="run the daemon in the foreground")
+    p.add_argument("dir", type=Path, help="project folder")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    p.set_defaults(func=run)
+
+
+class Daemon:
+    """The watch loop around a :class:`Reconciler`."""
+
+    def __init__(self, root: Path, settings: Settings, signals: Signals,
+                 wake: threading.Event) -> None:
+        self.root = root
+        self.settings = settings
+        self.signals = signals
+        self.rec = Reconciler(root, settings, wake=wake)
+        self.watcher = self._watcher(settings)
+        self._last_ping = 0.0
+
+    def _watcher(self, settings: Settings) -> Watcher:
+        return Watcher(self.root, self.rec.wake.set, is_own_write=self.rec.is_own_write,
+                       quiet_ms=settings.watch.quiet_ms, cap_ms=settings.watch.cap_ms,
+                       poll=settings.watch.poll, on_lost_sync=self._lost_sync)
+
+    def _lost_sync(self, reason: str) -> None:
+        log.warning("watch_lost_sync", reason=reason)
+        self.rec.wake.set()
+
+    def _pass(self) -> None:
+        try:
+            self.rec.reconcile_once()
+        except Exception:  # one bad pass must never end the daemon
+            log.exception("reconcile_failed")
+            time.sleep(1.0)
+
+    def _ping(self) -> None:
+        interval = notify.watchdog_interval()
+        now = time.monotonic()
+        if interval is not None and self.watcher.alive() and now - self._last_ping >= interval:
+            notify.watchdog_ping()
+            self._last_ping = now
+
+    def _reload(self) -> None:
+        self.signals.reload.clear()
+        notify.reloading()
+        try:
+            settings = load_settings(self.root)
+        except ConfigError as exc:
+            log.error("reload_failed", error=str(exc))
+        else:
+            self.rec.reload(settings)
+            self.settings = settings
+            log.info("config_reloaded")
+        notify.ready()
+
+    def serve(self) -> None:
+        """Run until SIGTERM/SIGINT."""
+        self.rec.start()
+        self.watcher.start()
+        self._pass()
+        notify.ready()
+        notify.status("watching")
+        while not self.signals.stop.is_set():
+            self._ping()
+            if self.signals.reload.is_set():
+                self._reload()
+            interval = notify.watchdog_interval() or self.settings.watch.resync_s
+            timeout = min(self.settings.watch.resync_s, interval, self.rec.next_due())
+            # The timeout doubles as the periodic full resync.
+            self.rec.wake.wait(timeout=timeout)
+            if self.signals.stop.is_set():
+                break
+            self.rec.wake.clear()
+            self._pass()
+        self.stop()
+
+    def stop(self) -> None:
+        """Stop gracefully: status says stopped, workers are let go, the store closes."""
+        notify.stopping()
+        self.watcher.stop()
+        self.rec.status.state = "stopped"
+        if self.rec.snapshot is not None:
+            self.rec.status.write(self.rec.snapshot, self.rec.last_good)
+        self.rec.close(wait=False)
+        log.info("daemon_stopped")
+
+
+def _exit_soon() -> None:
+    """Worker threads blocked in network calls must not hold the exit past the grace time."""
+    deadline = time.monotonic() + STOP_GRACE_S
+    for thread in threading.enumerate():
+        if thread is not threading.current_thread() and not thread.daemon:
+            thread.join(max(0.0, deadline - time.monotonic()))
+    if any(t.is_alive() and not t.daemon for t in threading.enumerate()
+           if t is not threading.current_thread()):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Watch a project until stopped."""
+    setup_logging(args.verbose)
+    root: Path = args.dir.resolve()
+    if not root.is_dir():
+        print(f"keyframed: {root}: no such project folder", file=sys.stderr)
+        return 1
+    try:
+        settings = load_settings(root)
+    except ConfigError as exc:
+        print(f"keyframed: {exc}", file=sys.stderr)
+        return 1
+    wake = threading.Event()
+    with Signals(wake=wake.set) as signals:
+        try:
+            daemon = Daemon(root, settings, signals, wake)
+        except StoreError as exc:
+            print(f"keyframed: {exc}", file=sys.stderr)
+            return 1
+        daemon.serve()
+    _exit_soon()
+    return 0
