@@ -31,7 +31,8 @@ def check_status_files(root: Path) -> dict[str, Any]:
 
 
 def reconciler(root: Path, **overrides: Any) -> Reconciler:
-    settings = load_settings(root, env={}, overrides={"approval": "manual", **overrides})
+    small = {"image": {"width": 256, "height": 144}, "video": {"width": 128, "height": 80}}
+    settings = load_settings(root, env={}, overrides={"approval": "manual", **small, **overrides})
     rec = Reconciler(root, settings)
     rec.start()
     return rec
