@@ -153,6 +153,18 @@ def test_part_of_an_older_version_on_the_hub_is_not_resumed(
     assert _placed(comfy, entry).read_bytes() == b"n" * 200_000
 
 
+def test_plain_git_file_is_checked_by_size_and_not_fetched_twice(
+    fake_hub: FakeHub, comfy: Path
+) -> None:
+    entry = ModelFile("someone/small-repo", "configs/tiny.safetensors", "loras")
+    fake_hub.add_file(entry.repo, entry.path, b"t" * 5000, lfs=False)  # ETag is a git sha1
+    download(comfy, "x", manifest={"x": (entry,)}, progress=False)
+    report = check(comfy, "x", manifest={"x": (entry,)})
+    assert report.files[0].state is FileState.UNVERIFIED and report.all_present
+    download(comfy, "x", manifest={"x": (entry,)}, progress=False)
+    assert len(fake_hub.gets(entry.path)) == 1
+
+
 def test_transient_server_errors_are_retried(fake_models: Models, comfy: Path) -> None:
     hub, manifest = fake_models
     vae = next(f for f in manifest["qwen-2511"] if f.folder == "vae")

@@ -344,10 +344,12 @@ def _ensure(file: ModelFile, root: Path, cache: HashCache, opts: _Options) -> bo
             f"{file.repo} → {file.path}: {exp.conflict}. Not downloading bytes keyframed cannot "
             f"verify; update keyframed, or put the file in models/{file.rel_path} by hand."
         )
-    rechecked = local.state is FileState.UNVERIFIED and _local_state(
-        file, root, exp, cache, False, "").state is FileState.OK
-    if rechecked:
-        return False  # the hub's hash confirms the file the manifest could not
+    if local.state is FileState.UNVERIFIED:
+        # The hub's sha256 can confirm what the manifest could not. Without one (not an LFS
+        # file) a matching size is all there is to check, and fetching again would not help.
+        again = _local_state(file, root, exp, cache, False, "").state
+        if again in (FileState.OK, FileState.UNVERIFIED):
+            return False
     opts.log(f"downloading {file.rel_path} ({human_size(exp.size)}) from {file.repo}")
     _fetch(file, info, exp, root / file.folder / file.name, cache, opts)
     opts.log(f"verified {file.rel_path}")
