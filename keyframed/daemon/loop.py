@@ -70,7 +70,7 @@ class Reconciler:
     def __init__(
         self, root: Path, settings: Settings, *, store: Store | None = None,
         backends: list[Backend] | None = None, clock: Callable[[], float] = time.time,
-        wake: threading.Event | None = None,
+        wake: threading.Event | None = None, targets: frozenset[str] | None = None,
     ) -> None:
         self.root = root
         self.settings = settings
@@ -78,6 +78,8 @@ class Reconciler:
         self.jobs = JobStore(self.store)
         self.clock = clock
         self.wake = wake or threading.Event()
+        # When set, only these artifacts and what they are made from are built (one-shot use).
+        self.targets = targets
         self._backends = backends
         self.backends: dict[str, Backend] = {}
         self.pools: dict[str, ThreadPoolExecutor] = {}
@@ -207,9 +209,25 @@ class Reconciler:
                 continue
             result.written.append(item.path)
 
+    def _wanted(self, snap: Snapshot) -> set[str] | None:
+        """The target artifacts and everything they are made from, or None for all."""
+        if self.targets is None:
+            return None
+        by_path = {a.path: a for a in snap.artifacts}
+        todo, seen = list(self.targets), set()
+        while todo:
+            path = todo.pop()
+            if path in seen or path not in by_path:
+                continue
+            seen.add(path)
+            todo.extend(by_path[path].deps)
+        return seen
+
     def _sync_jobs(self, snap: Snapshot, result: PassResult) -> None:
+        wanted = self._wanted(snap)
         ready = {i.path: i for i in snap.items
-                 if i.state == "stale" and i.artifact.recipe.step != "copy"}
+                 if i.state == "stale" and i.artifact.recipe.step != "copy"
+                 and (wanted is None or i.path in wanted)}
         live = {j.path: j for j in self.jobs.live()}
         for path, job in live.items():
             item = ready.get(path)
