@@ -130,6 +130,9 @@ def _variant(transform: str) -> str:
         return text.replace("**Start Frame**", "**start_frame**").replace(
             "**End Frame**", "**End-Frame**"
         )
+    if transform == "inline_frames":
+        pattern = r"\*\*(Start|End) Frame\*\*:\n- pose: (\w+)\n- expression: (.*)"
+        return re.sub(pattern, r"**\1 Frame**: pose: \2, expression: \3", text)
     if transform == "crlf":
         return text.replace("\n", "\r\n")
     raise AssertionError(transform)
@@ -137,7 +140,16 @@ def _variant(transform: str) -> str:
 
 @pytest.mark.parametrize(
     "transform",
-    ["bullets", "colon_inside", "case", "blank_lines", "plain_keys", "underscores", "crlf"],
+    [
+        "bullets",
+        "colon_inside",
+        "case",
+        "blank_lines",
+        "plain_keys",
+        "underscores",
+        "inline_frames",
+        "crlf",
+    ],
 )
 def test_lenient_spellings_parse_the_same(transform: str) -> None:
     _, expected, _ = parse_scenes(sample("scene-breakdown.md"))

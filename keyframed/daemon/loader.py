@@ -19,6 +19,7 @@ Reconcile passes call this often, so the facts about an image are cached by its
 from __future__ import annotations
 
 import os
+import posixpath
 import re
 import stat
 import threading
@@ -48,6 +49,7 @@ IMAGE_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "GIF", "TIFF")
 _BINARY = re.compile(rb"[\x00-\x08\x0e-\x1a\x1c-\x1f]")
 _FILE_ORDER = {ASSETS_FILE: 0, SCENES_FILE: 1, STYLE_FILE: 2}
 _CACHE_LIMIT = 4096
+_ESCAPES = "is a symlink (or inside a symlinked folder) that leads outside the project"
 T = TypeVar("T")
 
 
@@ -67,6 +69,8 @@ class _Caches:
         self.facts: dict[tuple[str, int, int, int, int], FileFact] = {}
         self.parses: dict[str, tuple[str, Any]] = {}
         self.lock = threading.Lock()
+        # The last load's inputs and result: an unchanged project is not re-checked.
+        self.last: tuple[tuple[object, ...], dict[str, FileFact], LoadResult] | None = None
 
     def parsed(self, name: str, text: str, parse: Callable[[str, str], T]) -> T:
         last = self.parses.get(name)
@@ -101,24 +105,45 @@ def load_project(root: Path, max_pixels: int = 64_000_000) -> LoadResult:
     if not root.is_dir():
         return LoadResult(None, [Diagnostic(str(root), 1, 1, "is not a folder")])
     found: list[Diagnostic] = []
-    assets_text = read_text(root, ASSETS_FILE, MAX_JSON_BYTES, found, required=True)
-    scenes_text = read_text(root, SCENES_FILE, MAX_MARKDOWN_BYTES, found, required=True)
-    style_text = read_text(root, STYLE_FILE, MAX_JSON_BYTES, found, required=False)
-    library, title, style = AssetLibrary(), "", StyleFile()
-    scenes: list[Scene] = []
-    if assets_text is not None:
-        library, problems = _CACHES.parsed(ASSETS_FILE, assets_text, parse_assets)
-        found += problems
-    if scenes_text is not None:
-        title, scenes, problems = _CACHES.parsed(SCENES_FILE, scenes_text, parse_scenes)
-        found += problems
-    if style_text is not None:
-        style, problems = _CACHES.parsed(STYLE_FILE, style_text, parse_style)
-        found += problems
-    facts = {
-        a.output_path: image_fact(root, a.output_path, max_pixels) for a in library.assets.values()
-    }
-    project = Project(title=title, assets=library, scenes=tuple(scenes), style=style)
+    texts = (
+        read_text(root, ASSETS_FILE, MAX_JSON_BYTES, found, required=True),
+        read_text(root, SCENES_FILE, MAX_MARKDOWN_BYTES, found, required=True),
+        read_text(root, STYLE_FILE, MAX_JSON_BYTES, found, required=False),
+    )
+    assets = _CACHES.parsed(ASSETS_FILE, texts[0], parse_assets) if texts[0] is not None else None
+    scenes = _CACHES.parsed(SCENES_FILE, texts[1], parse_scenes) if texts[1] is not None else None
+    style = _CACHES.parsed(STYLE_FILE, texts[2], parse_style) if texts[2] is not None else None
+    library = assets[0] if assets else AssetLibrary()
+    inspector = _Inspector(root, max_pixels)
+    facts = {a.output_path: inspector.fact(a.output_path) for a in library.assets.values()}
+    key = (root, assets, scenes, style, tuple(found))
+    last = _CACHES.last
+    if last is not None and _same(last[0], key) and last[1] == facts:
+        return LoadResult(last[2].project, list(last[2].diagnostics), facts)
+    result = _check(found, assets, scenes, style, facts)
+    _CACHES.last = (key, facts, result)
+    return LoadResult(result.project, list(result.diagnostics), facts)
+
+
+def _same(a: tuple[object, ...], b: tuple[object, ...]) -> bool:
+    """Same root, the very same parse results (cached by text), and equal read problems."""
+    same_parses = all(x is y for x, y in zip(a[1:4], b[1:4], strict=True))
+    return same_parses and a[0] == b[0] and a[4] == b[4]
+
+
+def _check(
+    found: list[Diagnostic],
+    assets: tuple[AssetLibrary, list[Diagnostic]] | None,
+    scenes: tuple[str, list[Scene], list[Diagnostic]] | None,
+    style_parsed: tuple[StyleFile, list[Diagnostic]] | None,
+    facts: dict[str, FileFact],
+) -> LoadResult:
+    """Combine the parse results into a project and cross-check it."""
+    library = assets[0] if assets else AssetLibrary()
+    title, scene_list = (scenes[0], scenes[1]) if scenes else ("", [])
+    style = style_parsed[0] if style_parsed else StyleFile()
+    found = found + [d for r in (assets, scenes, style_parsed) if r for d in r[-1]]
+    project = Project(title=title, assets=library, scenes=tuple(scene_list), style=style)
     if not any(d.file in (ASSETS_FILE, STYLE_FILE) for d in found):
         # With a broken assets.json every name would look unknown: check names only when the
         # library is whole (scenes that did not parse are simply absent from ``scenes``).
@@ -221,32 +246,47 @@ def image_fact(root: Path, rel: str, max_pixels: int) -> FileFact:
         rel: The project-relative POSIX path (already checked by the parser).
         max_pixels: The decompression-bomb limit.
     """
-    problem = path_problem(rel)
-    if problem:
-        return FileFact(path=rel, error=f"path {problem}")
-    real_root = os.path.realpath(root)
-    real = os.path.realpath(root / rel)
-    if os.path.commonpath([real_root, real]) != real_root:
-        return FileFact(
-            path=rel,
-            exists=os.path.lexists(root / rel),
-            error="is a symlink (or inside a symlinked folder) that leads outside the project",
-        )
-    try:
-        info = os.stat(real)
-    except FileNotFoundError:
-        return FileFact(path=rel)
-    except OSError as exc:
-        return FileFact(path=rel, exists=True, error=f"cannot be read: {exc.strerror or exc}")
-    if stat.S_ISDIR(info.st_mode):
-        return FileFact(path=rel, exists=True, error="is a folder, not an image")
-    if not stat.S_ISREG(info.st_mode):
-        return FileFact(path=rel, exists=True, error="is not a regular file")
-    key = (real, info.st_size, info.st_mtime_ns, info.st_ino, max_pixels)
-    cached = _CACHES.facts.get(key)
-    if cached is not None and cached.path == rel:
-        return cached
-    return _CACHES.remember(key, _inspect(rel, Path(real), max_pixels))
+    return _Inspector(root, max_pixels).fact(rel)
+
+
+class _Inspector:
+    """Looks at the asset paths of one project, resolving each folder only once."""
+
+    def __init__(self, root: Path, max_pixels: int) -> None:
+        self.root = root
+        self.real_root = os.path.realpath(root)
+        self.max_pixels = max_pixels
+        self.folders: dict[str, str] = {}
+
+    def inside(self, real: str) -> bool:
+        return real == self.real_root or real.startswith(self.real_root.rstrip(os.sep) + os.sep)
+
+    def fact(self, rel: str) -> FileFact:
+        problem = path_problem(rel)
+        if problem:
+            return FileFact(path=rel, error=f"path {problem}")
+        folder, name = posixpath.split(rel)
+        if folder not in self.folders:
+            self.folders[folder] = os.path.realpath(self.root / folder)
+        path = os.path.join(self.folders[folder], name)
+        try:
+            real = os.path.realpath(path) if os.path.islink(path) else path
+            if not self.inside(real):
+                return FileFact(path=rel, exists=os.path.lexists(path), error=_ESCAPES)
+            info = os.stat(real)
+        except FileNotFoundError:
+            return FileFact(path=rel)
+        except OSError as exc:
+            return FileFact(path=rel, exists=True, error=f"cannot be read: {exc.strerror or exc}")
+        if stat.S_ISDIR(info.st_mode):
+            return FileFact(path=rel, exists=True, error="is a folder, not an image")
+        if not stat.S_ISREG(info.st_mode):
+            return FileFact(path=rel, exists=True, error="is not a regular file")
+        key = (real, info.st_size, info.st_mtime_ns, info.st_ino, self.max_pixels)
+        cached = _CACHES.facts.get(key)
+        if cached is not None and cached.path == rel:
+            return cached
+        return _CACHES.remember(key, _inspect(rel, Path(real), self.max_pixels))
 
 
 def _inspect(rel: str, path: Path, max_pixels: int) -> FileFact:

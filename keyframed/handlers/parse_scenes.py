@@ -11,6 +11,7 @@ Inside a scene:
   Motion, Camera, Seed.
 - ``Start Frame`` / ``End Frame`` take free text on the same line, and/or bullets below it:
   ``- pose: x``, ``- expression: y``, ``- description: z``; a bullet without a key is free text.
+  The keys also work on the field's own line: ``**Start Frame**: pose: x, expression: y``.
 - A line that directly continues a text field (no blank line between) is joined to it, as
   Markdown joins a paragraph. Blank lines, ``---`` rules and prose lines are otherwise ignored.
 - Names in Characters and Objects are separated by commas (``;``, ``&`` and `` and `` work too);
@@ -35,7 +36,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from keyframed.errors import Diagnostic
 from keyframed.handlers.parse_assets import did_you_mean
@@ -82,6 +83,7 @@ _BULLET = re.compile(r"^\s*[-*+]\s+")
 _BOLD_FIELD = re.compile(r"^\*\*\s*([^*]+?)\s*\*\*\s*(:?)\s*(.*)$")
 _PLAIN_FIELD = re.compile(r"^([A-Za-z][A-Za-z _-]{0,30}?)\s*:\s*(.*)$")
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?|\.\d+)\s*(s|sec|secs|second|seconds)?\.?$", re.IGNORECASE)
+_INLINE_KEY = re.compile(r"(?:^|(?<=[,;]))\s*(pose|expression|description)\s*:\s*", re.I)
 _NAME_SPLIT = re.compile(r"\s*(?:,|;|&|\band\b)\s*", re.IGNORECASE)
 
 
@@ -221,15 +223,6 @@ class _Parser:
         if not 1 <= value <= MAX_SCENE_NUMBER:
             self.error(number, 1, f"scene number {value} is out of range (1 to {MAX_SCENE_NUMBER})")
             return
-        first = next((d for d in self.drafts if d.number == value), None)
-        if first is not None:
-            self.error(
-                number,
-                1,
-                f"duplicate scene number {value} (scene {value} is also at line {first.line})",
-                "give every scene its own number",
-            )
-            return
         self.scene = _SceneDraft(value, match.group(2).strip(), number)
         self.drafts.append(self.scene)
 
@@ -302,11 +295,25 @@ class _Parser:
             return
         value = _Value(line.value, line.number, line.value_column)
         self.scene.values[key] = value
+        if key in TEXT_FIELDS:
+            self.continues = value
         if key in ("start", "end"):
             self.frame = _Frame(line.number)
             self.scene.frames[key] = self.frame
-        if key in TEXT_FIELDS:
-            self.continues = value
+            self._inline_frame(self.frame, value)
+
+    def _inline_frame(self, frame: _Frame, value: _Value) -> None:
+        """Read ``**Start Frame**: pose: x, expression: y`` written on one line."""
+        if not _INLINE_KEY.match(value.text):
+            return
+        keys = list(_INLINE_KEY.finditer(value.text))
+        for match, after in zip(keys, [*keys[1:], None], strict=True):
+            end = after.start() if after else len(value.text)
+            text = value.text[match.end() : end].strip().rstrip(",;").strip()
+            item = _Value(text, value.line, value.column + match.end())
+            frame.items.setdefault(FRAME_KEYS[match.group(1).lower()], item)
+            self.continues = item
+        value.text = ""
 
     def _prose(self, line: _Line) -> None:
         text = line.raw.strip()
@@ -330,19 +337,118 @@ def parse_scenes(
         order, and every diagnostic of the file, sorted by position.
     """
     if not text.strip():
-        return (
-            "",
-            [],
-            [Diagnostic(file, 1, 1, f"{file} is empty", "start a scene with '## Scene 1: Title'")],
+        hint = "start a scene with '## Scene 1: Title'"
+        return "", [], [Diagnostic(file, 1, 1, f"{file} is empty", hint)]
+    title, scenes, found = "", [], []
+    first_lines: dict[int, int] = {}
+    memo: dict[tuple[str, str], _Section] = {}
+    for first_line, chunk in _chunks(text.replace("\r\n", "\n")):
+        section = _MEMO.get((file, chunk)) or _parse_section(chunk, first_line, file)
+        memo[(file, chunk)] = section
+        section = _shift(section, first_line - section.first_line)
+        title = title or section.title
+        if section.number is not None and section.number in first_lines:
+            found.append(_duplicate(file, section, first_lines[section.number]))
+            continue
+        if section.number is not None:
+            first_lines[section.number] = section.scene_line
+        found += section.found
+        scenes += [section.scene] if section.scene is not None else []
+    _MEMO.clear()
+    _MEMO.update(memo)  # only the sections of the latest file are kept
+    if not first_lines and not found:
+        found.append(
+            Diagnostic(file, 1, 1, "no scenes found", "start each scene with '## Scene 1: Title'")
         )
+    return title, scenes, sorted(found, key=lambda d: (d.line, d.column))
+
+
+@dataclass(frozen=True)
+class _Section:
+    """What one section (a scene heading up to the next boundary heading) parsed to."""
+
+    first_line: int
+    title: str
+    number: int | None
+    scene_line: int
+    scene: Scene | None
+    found: tuple[Diagnostic, ...]
+
+
+# Sections parsed by the last call, by their exact text: a one-scene edit of a 1,000-scene file
+# re-parses one section, and sections that only moved get their line numbers shifted.
+_MEMO: dict[tuple[str, str], _Section] = {}
+_BOUNDARY = re.compile(r"^(#{2,3})[ \t]+(.*)$", re.MULTILINE)
+
+
+def _chunks(text: str) -> list[tuple[int, str]]:
+    """Split at the headings that start a scene or another ``##`` section.
+
+    Parsing state never crosses such a heading, so each chunk parses on its own.
+    """
+    starts = [0] + [
+        m.start()
+        for m in _BOUNDARY.finditer(text)
+        if len(m.group(1)) == 2 or re.match(r"scene\b", m.group(2), re.IGNORECASE)
+    ]
+    ends = [*starts[1:], len(text)]
+    chunks, line = [], 1
+    for start, end in zip(starts, ends, strict=True):
+        if end > start:
+            chunk = text[start:end]
+            chunks.append((line, chunk))
+            line += chunk.count("\n")
+    return chunks
+
+
+def _parse_section(chunk: str, first_line: int, file: str) -> _Section:
     parser = _Parser(file)
-    for number, raw in enumerate(text.splitlines(), start=1):
-        parser.feed(number, raw)
-    if not parser.drafts and not parser.found:
-        parser.error(1, 1, "no scenes found", "start each scene with '## Scene 1: Title'")
-    scenes = [s for d in parser.drafts if (s := _build(d, parser)) is not None]
-    found = sorted(parser.found, key=lambda d: (d.line, d.column))
-    return parser.title, scenes, found
+    for number, raw in enumerate(chunk.split("\n"), start=first_line):
+        parser.feed(number, raw.rstrip("\r"))
+    draft = parser.drafts[0] if parser.drafts else None
+    scene = _build(draft, parser) if draft is not None else None
+    return _Section(
+        first_line=first_line,
+        title=parser.title,
+        number=draft.number if draft else None,
+        scene_line=draft.line if draft else 0,
+        scene=scene,
+        found=tuple(parser.found),
+    )
+
+
+def _shift(section: _Section, delta: int) -> _Section:
+    """The same section ``delta`` lines further down the file."""
+    if delta == 0:
+        return section
+    scene = section.scene
+    if scene is not None:
+        frames = {
+            w: f.model_copy(update={"line": f.line + delta}) if f.line else f
+            for w, f in (("start", scene.start), ("end", scene.end))
+        }
+        lines = {k: v + delta for k, v in scene.field_lines.items()}
+        scene = scene.model_copy(
+            update={"line": scene.line + delta, "field_lines": lines, **frames}
+        )
+    return _Section(
+        first_line=section.first_line + delta,
+        title=section.title,
+        number=section.number,
+        scene_line=section.scene_line + delta if section.scene_line else 0,
+        scene=scene,
+        found=tuple(replace(d, line=d.line + delta) for d in section.found),
+    )
+
+
+def _duplicate(file: str, section: _Section, first: int) -> Diagnostic:
+    return Diagnostic(
+        file,
+        section.scene_line,
+        1,
+        f"duplicate scene number {section.number} (scene {section.number} is also at line {first})",
+        "give every scene its own number",
+    )
 
 
 def _clean_name(text: str) -> str:
