@@ -106,7 +106,8 @@ class ComfyExecutionError(ComfyPermanentError):
     """The prompt was accepted and failed while running."""
 
     def __init__(
-        self, message: str, *, node_id: str = "", node_type: str = "", server: str = "", job: str = ""
+        self, message: str, *, node_id: str = "", node_type: str = "", server: str = "",
+        job: str = "",
     ) -> None:
         self.node_id = node_id
         self.node_type = node_type

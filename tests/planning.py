@@ -21,7 +21,8 @@ SAMPLE = REPO / "examples" / "samurai"
 
 def copy_sample(dest: Path) -> Path:
     """A private copy of examples/samurai without any state or outputs."""
-    shutil.copytree(SAMPLE, dest, ignore=shutil.ignore_patterns(".keyframed", "scene-[0-9]*", "status.json"))
+    ignore = shutil.ignore_patterns(".keyframed", "scene-[0-9]*", "status.json")
+    shutil.copytree(SAMPLE, dest, ignore=ignore)
     return dest
 
 

@@ -204,7 +204,7 @@ class ComfyBackend:
         prompt = self._bind(art, self._upload(inputs, art, job_key))
         info = self.info()
         if info is not None:
-            problems = check_prompt(prompt, info.object_info, dict(info.models))
+            problems = check_prompt(prompt, info.object_info, info.models)
             if problems:
                 raise TemplateError(f"{art.recipe.template}: " + "; ".join(problems))
         video = art.kind == "video"

@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"keyframed {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
-        module: _Command = importlib.import_module(name)  # type: ignore[assignment]
+        module: _Command = importlib.import_module(name)
         module.register(sub)
     return parser
 

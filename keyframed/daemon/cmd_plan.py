@@ -85,7 +85,8 @@ def _print_table(doc: dict[str, Any]) -> None:
     width = max(len(r["path"]) for r in rows)
     for r in rows:
         reasons = "; ".join(r["reasons"])
-        print(f"{r['order']:>4}  {r['path']:<{width}}  {r['state']:<17}  {r['backend']:<8}  {reasons}")
+        print(f"{r['order']:>4}  {r['path']:<{width}}  {r['state']:<17}  "
+              f"{r['backend']:<8}  {reasons}")
     counts = ", ".join(f"{n} {state}" for state, n in sorted(doc["counts"].items()))
     print(f"\n{counts}")
 

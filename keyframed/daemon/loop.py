@@ -25,8 +25,8 @@ import structlog
 from keyframed.daemon.backends import Backend, make_backends
 from keyframed.daemon.outputs import UserFileError, commit_output, heal_pending
 from keyframed.daemon.snapshot import Snapshot, take_snapshot
-from keyframed.daemon.store import Job, JobStore, Store
 from keyframed.daemon.status import StatusWriter
+from keyframed.daemon.store import Job, JobStore, Store
 from keyframed.errors import ComfyPermanentError, KeyframedError, OutputError, TemplateError
 from keyframed.handlers.plan import PlanItem
 from keyframed.handlers.schedule import Slot, Want, assign, stack_key
@@ -235,10 +235,11 @@ class Reconciler:
                 self._supersede(job, result)
         latest = self.jobs.latest()
         for path, item in ready.items():
-            job = latest.get(path)
-            if job is not None and job.fingerprint == item.status.fingerprint:
-                if job.state in ("ready", "submitted", "running", "failed"):
-                    continue  # already on its way, or failed until the recipe changes
+            last = latest.get(path)
+            # Skip what is already on its way, or failed until its recipe changes.
+            if (last is not None and last.fingerprint == item.status.fingerprint
+                    and last.state in ("ready", "submitted", "running", "failed")):
+                continue
             fp = item.status.fingerprint or ""
             self.jobs.create(path, fp, item.artifact.recipe.take,
                              item.artifact.recipe.model_dump_json())
@@ -253,7 +254,8 @@ class Reconciler:
         log.info("job_superseded", artifact=job.path, job=job.id)
 
     def _supports(self, backend: Backend, item: PlanItem) -> bool:
-        key = (backend.name, stack_key(item.artifact.recipe) + str(len(item.artifact.recipe.inputs)))
+        recipe = item.artifact.recipe
+        key = (backend.name, f"{stack_key(recipe)}:{len(recipe.inputs)}")
         if not self._support_cache.get(key):
             self._support_cache[key] = backend.supports(item.artifact)
         return self._support_cache[key]

@@ -109,7 +109,8 @@ class StatusWriter:
         waiting: dict[str, list[str]] = {}
         for item in items:
             for reason in item.reasons:
-                if reason.code in ("approval_missing", "approval_stale") and item.state == "awaiting_approval":
+                gated = item.state == "awaiting_approval"
+                if gated and reason.code in ("approval_missing", "approval_stale"):
                     marker = reason.detail if reason.code == "approval_missing" else (
                         "assets.approved" if item.artifact.gate == "assets"
                         else f"scene-{item.artifact.scene:02d}/keyframes.approved")

@@ -175,7 +175,9 @@ class Store:
         return Record(path=r[0], fingerprint=r[1], output_hash=r[2],
                       components=Components.model_validate_json(r[3]), take=r[4])
 
-    def record_built(self, record: Record, backend: str | None, db: sqlite3.Connection | None = None) -> None:
+    def record_built(
+        self, record: Record, backend: str | None, db: sqlite3.Connection | None = None
+    ) -> None:
         """Record that an artifact was written with this fingerprint and content hash."""
         sql = (
             "INSERT OR REPLACE INTO artifacts (path, fingerprint, output_hash, components, take,"
@@ -385,7 +387,8 @@ class JobStore:
         """Drop old finished jobs so the table stays small over weeks."""
         with self.store.transaction() as db:
             db.execute(
-                "DELETE FROM jobs WHERE state NOT IN ('ready', 'submitted', 'running') AND id NOT IN"
+                "DELETE FROM jobs WHERE state NOT IN ('ready', 'submitted', 'running')"
+                " AND id NOT IN"
                 " (SELECT id FROM jobs j WHERE (SELECT COUNT(*) FROM jobs k WHERE k.path = j.path"
                 " AND k.id >= j.id) <= ?)",
                 (keep_per_path,),

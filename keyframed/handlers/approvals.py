@@ -32,7 +32,9 @@ class Approvals(BaseModel):
     scenes: dict[int, dict[str, str]] = {}
 
 
-def _compare(snapshot: Mapping[str, str], paths: list[str], hashes: Mapping[str, str | None]) -> list[Reason]:
+def _compare(
+    snapshot: Mapping[str, str], paths: list[str], hashes: Mapping[str, str | None]
+) -> list[Reason]:
     return [
         Reason(code="approval_stale", detail=p)
         for p in paths

@@ -33,7 +33,8 @@ def asset_artifact(asset: Asset, project: Project, ctx: PlanContext) -> Artifact
     if asset.type == "styles":
         prompt = fill(s.prompts.style_asset, description=asset.description)
     else:
-        prompt = fill(s.prompts.asset, description=asset.description, style=project.style.description)
+        prompt = fill(s.prompts.asset, description=asset.description,
+                      style=project.style.description)
     recipe = Recipe(
         step="asset",
         template="qwen_t2i.json",

@@ -15,7 +15,8 @@ def lora_stack(settings: Settings, *, pose: bool, style: bool = True) -> tuple[L
     """
     loras = settings.loras
     both = pose and style
-    stack = [LoraSpec(role="lightning", file=loras.lightning.file, strength=loras.lightning.strength)]
+    light = loras.lightning
+    stack = [LoraSpec(role="lightning", file=light.file, strength=light.strength)]
     if pose:
         for role, lora in (("anypose", loras.anypose), ("anypose_helper", loras.anypose_helper)):
             strength = lora.stacked_strength if both and lora.stacked_strength else lora.strength

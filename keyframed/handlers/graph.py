@@ -10,9 +10,11 @@ from keyframed.handlers.character import character_layers
 from keyframed.handlers.composite import composite
 from keyframed.handlers.context import PlanContext
 from keyframed.handlers.landscape import landscape_artifacts, object_artifacts
-from keyframed.handlers.project import Project, Scene
+from keyframed.handlers.project import KeyframeName, Project, Scene
 from keyframed.handlers.recipe import Artifact
 from keyframed.handlers.video import video_artifact
+
+KEYFRAMES: tuple[KeyframeName, ...] = ("start", "end")
 
 
 def scene_artifacts(
@@ -26,9 +28,9 @@ def scene_artifacts(
     else:
         bg = background_layer(scene, project, ctx, chained)
         out = [bg]
-        for which in ("start", "end"):
-            chars = character_layers(scene, which, project, ctx)  # type: ignore[arg-type]
-            out += [*chars, composite(scene, which, bg, chars, project, ctx)]  # type: ignore[arg-type]
+        for which in KEYFRAMES:
+            chars = character_layers(scene, which, project, ctx)
+            out += [*chars, composite(scene, which, bg, chars, project, ctx)]
     return [*out, video_artifact(scene, project, ctx)]
 
 

@@ -17,17 +17,17 @@ from keyframed.handlers.common import (
 from keyframed.handlers.composite import keyframe_path
 from keyframed.handlers.context import PlanContext
 from keyframed.handlers.project import Project, Scene
-from keyframed.handlers.recipe import Artifact, InputRef, Recipe
+from keyframed.handlers.recipe import Artifact, InputRef, Recipe, Step
 
 
 def _edit(
-    path: str, step: str, prompt: str, inputs: list[InputRef], scene: Scene,
+    path: str, step: Step, prompt: str, inputs: list[InputRef], scene: Scene,
     project: Project, ctx: PlanContext, template: str = "qwen_background.json",
 ) -> Artifact:
     s = ctx.settings
     has_style = any(i.role == "style" for i in inputs)
     recipe = Recipe(
-        step=step,  # type: ignore[arg-type]
+        step=step,
         template=template,
         mode="landscape" if step == "landscape" else "edit",
         prompt=ctx.with_note(path, prompt),

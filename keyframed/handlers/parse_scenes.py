@@ -562,49 +562,48 @@ class _Builder:
         return lines
 
 
-def _check_kind(b: _Builder, kind: str, scene: dict[str, object]) -> None:
+@dataclass(frozen=True)
+class _CountRule:
+    """How many names a field must hold in the scene types it applies to."""
+
+    kinds: tuple[str, ...]
+    key: str
+    low: int
+    high: int
+    message: str  # formatted with kind, n, high
+    hint: str = ""
+
+
+_COUNT_RULES = (
+    _CountRule(("character", "landscape"), "background", 1, 1, "a {kind} scene needs a Background",
+               "add '**Background**: <background name from assets.json>'"),
+    _CountRule(("character",), "characters", 1, MAX_CHARACTERS,
+               "a character scene needs at least one character",
+               "add '**Characters**: <name>' or use '**Type**: landscape'"),
+    _CountRule(("character",), "characters", 0, MAX_CHARACTERS,
+               "{n} characters in one scene; at most {high} fit "
+               "(the Qwen composite takes the background + 2 characters)",
+               "split the scene or drop a character"),
+    _CountRule(("landscape", "object"), "characters", 0, 0, "a {kind} scene has no characters",
+               "use '**Type**: character' or remove the Characters field"),
+    _CountRule(("object",), "objects", 1, MAX_OBJECTS, "an object scene needs at least one object",
+               "add '**Objects**: <name from assets.json>'"),
+    _CountRule(("object",), "objects", 0, MAX_OBJECTS,
+               "{n} objects in one scene; at most {high} fit "
+               "(one edit takes the objects and the style image)"),
+)  # fmt: skip
+
+
+def _check_kind(b: _Builder, kind: str) -> None:
     """The rules of each scene type: what it needs and what it cannot have."""
     values = b.draft.values
-    characters = scene["characters"]
-    objects = scene["objects"]
-    assert isinstance(characters, tuple) and isinstance(objects, tuple)
-    if kind in ("character", "landscape") and not _names(values.get("background")):
-        b.error(
-            values.get("background"),
-            f"a {kind} scene needs a Background",
-            "add '**Background**: <background name from assets.json>'",
-        )
-    if kind == "character" and not characters:
-        b.error(
-            values.get("characters"),
-            "a character scene needs at least one character",
-            "add '**Characters**: <name>' or use '**Type**: landscape'",
-        )
-    if kind == "character" and len(characters) > MAX_CHARACTERS:
-        b.error(
-            values.get("characters"),
-            f"{len(characters)} characters in one scene; at most {MAX_CHARACTERS} fit "
-            "(the Qwen composite takes the background + 2 characters)",
-            "split the scene or drop a character",
-        )
-    if kind != "character" and characters:
-        b.error(
-            values.get("characters"),
-            f"a {kind} scene has no characters",
-            "use '**Type**: character' or remove the Characters field",
-        )
-    if kind == "object" and not objects:
-        b.error(
-            values.get("objects"),
-            "an object scene needs at least one object",
-            "add '**Objects**: <name from assets.json>'",
-        )
-    if kind == "object" and len(objects) > MAX_OBJECTS:
-        b.error(
-            values.get("objects"),
-            f"{len(objects)} objects in one scene; at most "
-            f"{MAX_OBJECTS} fit (one edit takes the objects and the style image)",
-        )
+    for rule in _COUNT_RULES:
+        n = len(dict.fromkeys(_names(values.get(rule.key))))
+        too_few = rule.low and n < rule.low
+        if kind in rule.kinds and (too_few or (n > rule.high and (rule.low == 0 or not too_few))):
+            if too_few or rule.low == 0 or rule.high == 0:
+                message = rule.message.format(kind=kind, n=n, high=rule.high)
+                b.error(values.get(rule.key), message, rule.hint)
     for which in ("start", "end"):
         frame = b.draft.frames.get(which)
         if kind != "character" and frame is not None and "pose" in frame.items:
@@ -630,7 +629,7 @@ def _build(draft: _SceneDraft, parser: _Parser) -> Scene | None:
         "seed": b.seed(),
     }
     if kind is not None:
-        _check_kind(b, kind, fields)
+        _check_kind(b, kind)
     if kind is None or not b.ok:
         return None
     texts = {k: draft.values[k].text.strip() for k in ("motion", "camera") if k in draft.values}

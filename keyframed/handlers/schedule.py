@@ -39,7 +39,8 @@ class Slot(BaseModel):
 
 def stack_key(recipe: Recipe) -> str:
     """Jobs with equal keys share models and LoRAs, so they run best back to back."""
-    return short_hash([recipe.template, recipe.models, [(lo.file, lo.strength) for lo in recipe.loras]])
+    loras = [(lo.file, lo.strength) for lo in recipe.loras]
+    return short_hash([recipe.template, recipe.models, loras])
 
 
 def assign(wants: Sequence[Want], slots: Sequence[Slot]) -> list[tuple[int, str]]:

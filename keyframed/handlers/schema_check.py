@@ -14,7 +14,7 @@ folder of each such input is :func:`model_folder`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from keyframed.errors import TemplateError
@@ -23,7 +23,7 @@ from keyframed.handlers import lora_chain
 from keyframed.handlers.recipe import InputRef, LoraSpec, ParamValue, Recipe
 from keyframed.settings import Settings
 
-Models = Mapping[str, list[str]]
+Models = Mapping[str, Collection[str]]
 
 # Input name → models folder (as GET /models names it; "unet" and "clip" are legacy aliases
 # ComfyUI serves from diffusion_models and text_encoders).

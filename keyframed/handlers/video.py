@@ -43,8 +43,10 @@ def video_artifact(scene: Scene, project: Project, ctx: PlanContext) -> Artifact
             InputRef(path=keyframe_path(scene, "end"), role="end", artifact=True),
         ),
         loras=(
-            LoraSpec(role="wan_high", file=s.loras.wan_high.file, strength=s.loras.wan_high.strength),
-            LoraSpec(role="wan_low", file=s.loras.wan_low.file, strength=s.loras.wan_low.strength),
+            LoraSpec(role="wan_high", file=s.loras.wan_high.file,
+                     strength=s.loras.wan_high.strength),
+            LoraSpec(role="wan_low", file=s.loras.wan_low.file,
+                     strength=s.loras.wan_low.strength),
         ),
         models={
             "unet_high": s.models.wan_high,
