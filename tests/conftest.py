@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["tests.fakehub.fixtures"]
+pytest_plugins = ["tests.fakecomfy.fixtures", "tests.fakehub.fixtures"]
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
