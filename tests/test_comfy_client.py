@@ -6,6 +6,7 @@ import hashlib
 import io
 import json
 import logging
+import threading
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -35,6 +36,8 @@ from keyframed.errors import (
     ComfyTransientError,
     OutputError,
 )
+from tests.fakecomfy.server import FakeComfy
+from tests.fakecomfy.testkit import image_graph, png, qwen_edit_graph, video_graph
 
 TOKEN = "tok-" + "s3cr3t" * 4
 PID = "fd664afb-14dd-4bc6-810f-fb950993424f"
@@ -776,3 +779,332 @@ def test_run_job_times_out_within_its_bound(tmp_path: Path) -> None:
         _run(client, tmp_path / "k.png", time=time)
     assert sum(time.sleeps) == pytest.approx(60)
     assert len(server.posts) == 1
+
+
+# == against the fake ComfyUI (tests/fakecomfy) ==========================================
+# Real HTTP and WebSocket on 127.0.0.1; what the server received is in ``fake.records``.
+
+FAST = httpx.Timeout(2.0, connect=1.0)
+
+
+def fake_client(fake: FakeComfy, **kwargs: Any) -> ComfyClient:
+    kwargs.setdefault("retry", RetryPolicy.immediate(3))
+    kwargs.setdefault("websocket", False)
+    kwargs.setdefault("timeout", FAST)
+    return ComfyClient(fake.url, name="fake", **kwargs)
+
+
+def real_poll(hook: Callable[[], None] | None = None) -> Callable[[float], None]:
+    """A short real pause between polls (the fake runs jobs on its own thread)."""
+    calls = [0]
+
+    def pause(seconds: float) -> None:
+        calls[0] += 1
+        if hook is not None and calls[0] == 1:
+            hook()
+        threading.Event().wait(min(seconds, 0.01))
+
+    return pause
+
+
+def run_fake(client: ComfyClient, prompt: dict[str, Any], dest: Path, **kwargs: Any) -> Any:
+    kwargs.setdefault(
+        "prompt_id", prompt_id_for(hashlib.sha256(json.dumps(prompt).encode()).hexdigest(), 0)
+    )
+    kwargs.setdefault("expect", "image")
+    kwargs.setdefault("timeout", 20)
+    kwargs.setdefault("poll", 0.01)
+    kwargs.setdefault("max_lost_resubmits", 1)
+    kwargs.setdefault("sleep", real_poll())
+    return run_job(client, prompt=prompt, dest=dest, **kwargs)
+
+
+def test_fake_preflight(fake_comfy: FakeComfy) -> None:
+    with fake_client(fake_comfy) as client:
+        info = client.preflight()
+    assert info.version == "0.8.0"
+    assert info.has_model("loras", "InStyle-0.5.safetensors")
+    assert info.missing(nodes=["LoraLoaderModelOnly", "KSampler"]) == []
+    assert info.missing(models=[("loras", "nope.safetensors")]) == ["loras/nope.safetensors"]
+
+
+def test_fake_submit_wait_download_gives_a_png(fake_comfy: FakeComfy, tmp_path: Path) -> None:
+    dest = tmp_path / "scene-01" / "keyframe-start.png"
+    with fake_client(fake_comfy) as client:
+        outcome = run_fake(client, image_graph(size=(64, 48)), dest, size=(64, 48))
+    with Image.open(dest) as im:
+        assert (im.format, im.size) == ("PNG", (64, 48))
+    assert outcome.sha256 == hashlib.sha256(dest.read_bytes()).hexdigest()
+    assert fake_comfy.records.prompt_ids == [outcome.prompt_id]
+    assert fake_comfy.records.execution_count(outcome.prompt_id) == 1
+
+
+def test_fake_uploads_once_per_distinct_content(fake_comfy: FakeComfy, tmp_path: Path) -> None:
+    paths = []
+    for name, colour in (
+        ("a.png", (255, 0, 0)),
+        ("b.png", (0, 255, 0)),
+        ("a-copy.png", (255, 0, 0)),
+    ):
+        paths.append(tmp_path / name)
+        paths[-1].write_bytes(png(colour, (96, 64)))
+    with fake_client(fake_comfy) as client:
+        names = [client.upload(p, hashlib.sha256(p.read_bytes()).hexdigest()) for p in paths * 2]
+        outcome = run_fake(
+            client, qwen_edit_graph(names[0], size=(96, 64)), tmp_path / "k.png", size=(96, 64)
+        )
+    assert names[0] == names[2] and names[0] != names[1] and names[3:] == names[:3]
+    assert all(n.startswith("keyframed/kf-") and n.endswith(".png") for n in names)
+    assert len(fake_comfy.records.uploads) == 2
+    assert fake_comfy.records.requests.count(("POST", "/upload/image")) == 2
+    assert (fake_comfy.dirs.input / names[0]).read_bytes() == paths[0].read_bytes()
+    assert fake_comfy.records.prompt_ids == [outcome.prompt_id]
+
+
+def test_fake_upload_follows_a_rename(fake_comfy: FakeComfy, tmp_path: Path) -> None:
+    local = tmp_path / "a.png"
+    local.write_bytes(png((1, 2, 3)))
+    digest = hashlib.sha256(local.read_bytes()).hexdigest()
+    squatter = fake_comfy.dirs.input / "keyframed" / upload_name(local, digest)
+    squatter.parent.mkdir(parents=True, exist_ok=True)
+    squatter.write_bytes(png((9, 9, 9)))  # another file already has the name
+    with fake_client(fake_comfy) as client:
+        name = client.upload(local, digest)
+    assert name == f"keyframed/kf-{digest[:20]} (1).png"
+    assert (fake_comfy.dirs.input / name).read_bytes() == local.read_bytes()
+
+
+def test_fake_recorded_uploads_survive_until_the_server_loses_them(
+    fake_comfy: FakeComfy, tmp_path: Path
+) -> None:
+    local = tmp_path / "a.png"
+    local.write_bytes(png((1, 2, 3)))
+    digest = hashlib.sha256(local.read_bytes()).hexdigest()
+    store: dict[str, str] = {}
+    with fake_client(fake_comfy, on_upload=store.__setitem__) as client:
+        name = client.upload(local, digest)
+    with fake_client(fake_comfy, known_uploads=store) as client:
+        assert client.upload(local, digest) == name
+    assert len(fake_comfy.records.uploads) == 1
+    fake_comfy.restart(clear_uploads=True)
+    with fake_client(fake_comfy, known_uploads=store) as client:
+        assert client.upload(local, digest) == name
+    assert len(fake_comfy.records.uploads) == 2
+
+
+def test_fake_node_errors_are_permanent_and_name_the_node(
+    fake_comfy: FakeComfy, tmp_path: Path
+) -> None:
+    graph = qwen_edit_graph("missing.png")
+    graph["2"]["inputs"]["lora_name"] = "AnyPose-not-installed.safetensors"
+    with fake_client(fake_comfy) as client, pytest.raises(ComfyPermanentError) as info:
+        run_fake(client, graph, tmp_path / "k.png")
+    text = str(info.value)
+    assert (
+        "node 2 (LoraLoaderModelOnly): lora_name: 'AnyPose-not-installed.safetensors' not in list"
+        in text
+    )
+    assert "node 5 (LoadImage)" in text and "HTTP 400" in text
+    assert not isinstance(info.value, ComfyTransientError)
+    assert fake_comfy.records.prompt_ids == []
+
+
+def test_fake_5xx_twice_then_ok_is_one_submission(fake_comfy: FakeComfy, tmp_path: Path) -> None:
+    fake_comfy.faults.fail_next("POST /prompt", n=2, status=500)
+    fake_comfy.faults.fail_next("/history/*", n=2, status=503)
+    with fake_client(fake_comfy) as client:
+        outcome = run_fake(client, image_graph(), tmp_path / "k.png")
+    assert fake_comfy.records.requests.count(("POST", "/prompt")) == 3
+    assert fake_comfy.records.prompt_ids == [outcome.prompt_id]
+    assert (tmp_path / "k.png").is_file()
+
+
+def test_fake_reset_after_queueing_is_not_submitted_twice(
+    fake_comfy: FakeComfy, tmp_path: Path
+) -> None:
+    fake_comfy.faults.drop_next("POST /prompt", after_handling=True)
+    fake_comfy.faults.drop_next("GET /queue")
+    fake_comfy.faults.drop_next("GET /view")
+    with fake_client(fake_comfy) as client:
+        outcome = run_fake(client, image_graph(), tmp_path / "k.png")
+    assert fake_comfy.records.prompt_ids == [outcome.prompt_id]
+    assert fake_comfy.records.execution_count(outcome.prompt_id) == 1
+    assert fake_comfy.records.requests.count(("GET", "/view")) == 2
+
+
+def test_fake_hung_server_times_out_within_the_bound(fake_comfy: FakeComfy, tmp_path: Path) -> None:
+    fake_comfy.faults.hang("*")
+    timeout = httpx.Timeout(0.2, connect=0.2)
+    try:
+        with (
+            fake_client(fake_comfy, timeout=timeout, retry=RetryPolicy.immediate(2)) as client,
+            pytest.raises(ComfyTransientError, match="ReadTimeout"),
+        ):
+            run_fake(client, image_graph(), tmp_path / "k.png")
+    finally:
+        fake_comfy.faults.release()
+    assert fake_comfy.records.requests == [("GET", f"/history/{_pid(image_graph())}")] * 2
+    assert list(tmp_path.iterdir()) == []
+
+
+def _pid(prompt: dict[str, Any]) -> str:
+    return prompt_id_for(hashlib.sha256(json.dumps(prompt).encode()).hexdigest(), 0)
+
+
+def test_fake_restart_forgetting_the_queue_resubmits_exactly_once(
+    fake_comfy: FakeComfy, tmp_path: Path
+) -> None:
+    fake_comfy.faults.hold_jobs()
+
+    def restart() -> None:
+        fake_comfy.faults.wait_held()
+        fake_comfy.restart()  # the held job, its queue and history are gone
+        fake_comfy.faults.release_jobs()
+
+    with fake_client(fake_comfy) as client, capture_logs() as logs:
+        outcome = run_fake(client, image_graph(), tmp_path / "k.png", sleep=real_poll(restart))
+    assert fake_comfy.records.prompt_ids == [outcome.prompt_id] * 2
+    assert [e["resubmit"] for e in logs if e["event"] == "comfy_prompt_lost"] == [1]
+    assert (tmp_path / "k.png").is_file()
+
+
+def test_fake_server_down_then_back_resumes_without_duplicates(
+    fake_comfy: FakeComfy, tmp_path: Path
+) -> None:
+    graph = image_graph()
+    fake_comfy.faults.hold_jobs()
+    with fake_client(fake_comfy) as client:
+        with pytest.raises(ComfyTransientError, match="ConnectError"):
+            run_fake(client, graph, tmp_path / "k.png", sleep=real_poll(fake_comfy.go_down))
+        fake_comfy.faults.release_jobs()
+        fake_comfy.come_up()
+        run_fake(client, graph, tmp_path / "k.png")  # the daemon's later retry
+    assert fake_comfy.records.prompt_ids == [_pid(graph)] * 2  # one per server lifetime
+
+
+def test_fake_execution_error_names_message_and_node(fake_comfy: FakeComfy, tmp_path: Path) -> None:
+    fake_comfy.faults.fail_next_prompts(1, node_type="ImageInvert")
+    with fake_client(fake_comfy) as client, pytest.raises(ComfyExecutionError) as info:
+        run_fake(client, image_graph(), tmp_path / "k.png")
+    assert (info.value.node_id, info.value.node_type) == ("2", "ImageInvert")
+    assert "header too small" in str(info.value)
+    assert len(fake_comfy.records.prompt_ids) == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_fake_progress_arrives_over_the_websocket(
+    shared_dir: Path, fake_comfy_factory: Any, tmp_path: Path
+) -> None:
+    fake = fake_comfy_factory(job_seconds=0.2)
+    seen: list[float] = []
+    inputs = tmp_path / "in.png"
+    inputs.write_bytes(png((10, 20, 30), (96, 64)))
+    with fake_client(fake, websocket=True) as client:
+        client.start_listening()
+        _until(lambda: client.listening)
+        name = client.upload(inputs, hashlib.sha256(inputs.read_bytes()).hexdigest())
+        run_fake(
+            client,
+            qwen_edit_graph(name, steps=4),
+            tmp_path / "k.png",
+            sleep=None,
+            on_progress=seen.append,
+        )
+        _until(lambda: 1.0 in seen)
+    assert seen[:4] == [0.25, 0.5, 0.75, 1.0]
+
+
+def test_fake_silent_websocket_still_completes(fake_comfy: FakeComfy, tmp_path: Path) -> None:
+    fake_comfy.faults.ws_silent = True
+    seen: list[float] = []
+    with fake_client(fake_comfy, websocket=True) as client:
+        client.start_listening()
+        _until(lambda: client.listening)
+        outcome = run_fake(client, image_graph(), tmp_path / "k.png", on_progress=seen.append)
+    assert (tmp_path / "k.png").is_file() and seen == []
+    assert fake_comfy.records.prompt_ids == [outcome.prompt_id]
+
+
+def test_fake_no_websocket_at_all_still_completes(fake_comfy: FakeComfy, tmp_path: Path) -> None:
+    fake_comfy.faults.fail_next("GET /ws", n=1000, status=404)
+    with fake_client(fake_comfy, websocket=True) as client:
+        run_fake(client, image_graph(), tmp_path / "k.png", sleep=None)
+        assert not client.listening
+    assert (tmp_path / "k.png").is_file()
+
+
+@pytest.mark.parametrize("fault", ["500", "not_png", "huge", "wrong_size"])
+def test_fake_failed_download_leaves_no_file(
+    fake_comfy: FakeComfy, tmp_path: Path, fault: str
+) -> None:
+    if fault == "500":
+        fake_comfy.faults.fail_next("GET /view", n=10, status=500)
+    elif fault in ("not_png", "huge"):
+        fake_comfy.faults.view_mode = fault  # type: ignore[assignment]
+    dest = tmp_path / "scene-01" / "keyframe-start.png"
+    expected = ComfyTransientError if fault == "500" else OutputError
+    with fake_client(fake_comfy) as client, pytest.raises(expected):
+        run_fake(client, image_graph(size=(64, 48)), dest, size=(32, 32), max_bytes=1 << 20)
+    assert not dest.exists()
+    assert not dest.parent.exists() or list(dest.parent.iterdir()) == []
+
+
+def test_fake_hostile_output_names_stay_on_the_server(
+    fake_comfy: FakeComfy, tmp_path: Path
+) -> None:
+    fake_comfy.faults.hostile_output_name = "../../../../escape.png"
+    dest = tmp_path / "out" / "k.png"
+    with fake_client(fake_comfy) as client, pytest.raises(ComfyPermanentError, match="HTTP 400"):
+        run_fake(client, image_graph(), dest)
+    assert list(tmp_path.rglob("*")) == []
+
+
+def test_fake_video_output(fake_comfy: FakeComfy, tmp_path: Path) -> None:
+    with fake_client(fake_comfy) as client:
+        outcome = run_fake(client, video_graph(), tmp_path / "video.mp4", expect="video")
+    assert outcome.output["filename"].endswith(".mp4")
+    assert (tmp_path / "video.mp4").read_bytes()[4:8] == b"ftyp"
+
+
+def test_fake_cancel_pending_and_running(fake_comfy: FakeComfy) -> None:
+    fake_comfy.faults.hold_jobs()
+    first, second = str(uuid.uuid4()), str(uuid.uuid4())
+    with fake_client(fake_comfy) as client:
+        client.submit(image_graph(colour=1), first)
+        client.submit(image_graph(colour=2), second)
+        assert fake_comfy.faults.wait_held()[0] == first
+        client.cancel(second)
+        assert isinstance(client.lookup(second), Lost)
+        client.cancel(first)
+        state = client.wait(first, timeout=10, poll=0.01, sleep=real_poll())
+    assert isinstance(state, Failed) and state.interrupted
+    assert fake_comfy.records.executions == {first: 1}
+
+
+def test_fake_token_never_shows(
+    fake_comfy: FakeComfy, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    fake_comfy.faults.fail_next("GET /view", n=10, status=500)
+    shown: list[str] = []
+    with capture_logs() as logs, fake_client(fake_comfy, token=TOKEN, websocket=True) as client:
+        client.start_listening()
+        _until(lambda: client.listening)
+        try:
+            run_fake(client, image_graph(), tmp_path / "k.png")
+        except ComfyTransientError as exc:
+            shown += [str(exc), repr(exc), repr(exc.__cause__)]
+        shown.append(repr(client))
+    shown += [caplog.text, *(json.dumps(e, default=str) for e in logs)]
+    assert len(shown) >= 5 and any(e["event"] == "comfy_retry" for e in logs)
+    assert "s3cr3t" not in "\n".join(shown)
+
+
+def _until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Poll ``condition`` until true, failing the test after ``timeout`` seconds."""
+    done = threading.Event()
+    for _ in range(int(timeout / 0.01)):
+        if condition():
+            return
+        done.wait(0.01)
+    raise AssertionError("condition not met in time")

@@ -136,6 +136,20 @@ class ComfyClient:
         """The base URL without any user:password part."""
         return str(self._http.base_url.copy_with(username=None, password=None))
 
+    @property
+    def listening(self) -> bool:
+        """True while the progress WebSocket is connected."""
+        return self._listener is not None and self._listener.connected
+
+    def start_listening(self) -> None:
+        """Open the progress WebSocket now rather than at the first :meth:`wait`.
+
+        Useful before submitting, so that no early progress event is missed; a no-op when
+        the client was made with ``websocket=False``.
+        """
+        if self._listener is not None:
+            self._listener.start()
+
     def close(self) -> None:
         """Close the WebSocket listener and the connection pool; safe to call twice."""
         if self._closed:

@@ -62,6 +62,21 @@ class ProgressListener:
     def __repr__(self) -> str:
         return f"<ProgressListener server={self._server!r}>"
 
+    @property
+    def connected(self) -> bool:
+        """True while the socket is open."""
+        with self._lock:
+            return self._ws is not None
+
+    def start(self) -> None:
+        """Connect in the background (again after each failure) until :meth:`close`."""
+        with self._lock:
+            if self._thread is None and not self._stop.is_set():
+                self._thread = threading.Thread(
+                    target=self._run, name=f"comfy-ws-{self._server}", daemon=True
+                )
+                self._thread.start()
+
     def watch(self, prompt_id: str, on_progress: ProgressCallback | None) -> threading.Event:
         """Start routing ``prompt_id``'s events; return an Event set when it finishes.
 
@@ -70,11 +85,7 @@ class ProgressListener:
         watch = _Watch(on_progress)
         with self._lock:
             self._watches[prompt_id] = watch
-            if self._thread is None and not self._stop.is_set():
-                self._thread = threading.Thread(
-                    target=self._run, name=f"comfy-ws-{self._server}", daemon=True
-                )
-                self._thread.start()
+        self.start()
         return watch.wake
 
     def unwatch(self, prompt_id: str) -> None:
@@ -90,7 +101,8 @@ class ProgressListener:
         if ws is not None:
             ws.close_socket()  # wakes the reader at once, even on a silent server
         if thread is not None:
-            thread.join(timeout=self._open_timeout + 1)
+            # A thread stuck opening a socket to a hung server ends on its own (open_timeout).
+            thread.join(timeout=1.0)
 
     def _run(self) -> None:
         while not self._stop.is_set():
