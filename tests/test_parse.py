@@ -414,3 +414,20 @@ def test_images_must_be_usable_or_describable() -> None:
     bad = FileFact(path=samurai.output_path, exists=True, error="is not an image")
     (problem,) = validate(project, _facts(project, **{samurai.output_path: bad}))
     assert "is not an image" in problem.message and problem.line == 3
+
+
+@pytest.mark.parametrize(
+    ("kind", "fields", "message"),
+    [
+        ("character", "**Background**: b\n", "a character scene needs at least one character"),
+        ("character", "**Characters**: a\n", "a character scene needs a Background"),
+        ("landscape", "", "a landscape scene needs a Background"),
+        ("object", "", "an object scene needs at least one object"),
+        ("object", "**Objects**: a, b, c\n", "3 objects in one scene; at most 2 fit"),
+        ("object", "**Objects**: a\n**Characters**: c\n", "an object scene has no characters"),
+    ],
+)
+def test_what_each_scene_type_needs(kind: str, fields: str, message: str) -> None:
+    _, scenes, problems = parse_scenes(f"## Scene 5: X\n**Type**: {kind}\n{fields}")
+    assert scenes == []
+    assert len(problems) == 1 and problems[0].message.startswith(f"scene 5: {message}")

@@ -46,6 +46,7 @@ MAX_CHARACTERS = 2
 MAX_OBJECTS = 2
 MAX_SCENE_NUMBER = 9999
 MAX_SEED = 2**63 - 1
+ANY = 10**9  # no upper limit
 SCENE_TYPES = ("character", "landscape", "object")
 
 # Canonical field name -> the spelling shown to people.
@@ -564,29 +565,30 @@ class _Builder:
 
 @dataclass(frozen=True)
 class _CountRule:
-    """How many names a field must hold in the scene types it applies to."""
+    """How many names a field must hold (low..high) in the scene types it applies to."""
 
     kinds: tuple[str, ...]
     key: str
     low: int
     high: int
-    message: str  # formatted with kind, n, high
+    message: str  # formatted with a_kind ("an object"), n, high
     hint: str = ""
 
 
 _COUNT_RULES = (
-    _CountRule(("character", "landscape"), "background", 1, 1, "a {kind} scene needs a Background",
+    _CountRule(("character", "landscape"), "background", 1, ANY,
+               "{a_kind} scene needs a Background",
                "add '**Background**: <background name from assets.json>'"),
-    _CountRule(("character",), "characters", 1, MAX_CHARACTERS,
+    _CountRule(("character",), "characters", 1, ANY,
                "a character scene needs at least one character",
                "add '**Characters**: <name>' or use '**Type**: landscape'"),
     _CountRule(("character",), "characters", 0, MAX_CHARACTERS,
                "{n} characters in one scene; at most {high} fit "
                "(the Qwen composite takes the background + 2 characters)",
                "split the scene or drop a character"),
-    _CountRule(("landscape", "object"), "characters", 0, 0, "a {kind} scene has no characters",
+    _CountRule(("landscape", "object"), "characters", 0, 0, "{a_kind} scene has no characters",
                "use '**Type**: character' or remove the Characters field"),
-    _CountRule(("object",), "objects", 1, MAX_OBJECTS, "an object scene needs at least one object",
+    _CountRule(("object",), "objects", 1, ANY, "an object scene needs at least one object",
                "add '**Objects**: <name from assets.json>'"),
     _CountRule(("object",), "objects", 0, MAX_OBJECTS,
                "{n} objects in one scene; at most {high} fit "
@@ -594,22 +596,24 @@ _COUNT_RULES = (
 )  # fmt: skip
 
 
+def _a(word: str) -> str:
+    return f"an {word}" if word[0] in "aeiou" else f"a {word}"
+
+
 def _check_kind(b: _Builder, kind: str) -> None:
     """The rules of each scene type: what it needs and what it cannot have."""
     values = b.draft.values
     for rule in _COUNT_RULES:
         n = len(dict.fromkeys(_names(values.get(rule.key))))
-        too_few = rule.low and n < rule.low
-        if kind in rule.kinds and (too_few or (n > rule.high and (rule.low == 0 or not too_few))):
-            if too_few or rule.low == 0 or rule.high == 0:
-                message = rule.message.format(kind=kind, n=n, high=rule.high)
-                b.error(values.get(rule.key), message, rule.hint)
+        if kind in rule.kinds and not rule.low <= n <= rule.high:
+            message = rule.message.format(a_kind=_a(kind), n=n, high=rule.high)
+            b.error(values.get(rule.key), message, rule.hint)
     for which in ("start", "end"):
         frame = b.draft.frames.get(which)
         if kind != "character" and frame is not None and "pose" in frame.items:
             b.error(
                 frame.items["pose"],
-                f"a {kind} scene has no character to pose",
+                f"{_a(kind)} scene has no character to pose",
                 "describe the frame in words instead",
             )
 
