@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from pathlib import Path
 from typing import Any
 
 import pytest
+from PIL import Image
 
 from keyframed.handlers.facts import FileFact
 from keyframed.handlers.jsonpos import parse_json
@@ -431,3 +433,21 @@ def test_what_each_scene_type_needs(kind: str, fields: str, message: str) -> Non
     _, scenes, problems = parse_scenes(f"## Scene 5: X\n**Type**: {kind}\n{fields}")
     assert scenes == []
     assert len(problems) == 1 and problems[0].message.startswith(f"scene 5: {message}")
+
+
+def test_sample_images_are_what_make_images_draws() -> None:
+    spec = importlib.util.spec_from_file_location("make_images", SAMPLE.parent / "make_images.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    drawn = module.images()
+    user_images = [
+        *(SAMPLE / "assets/characters").glob("*.png"),
+        *(SAMPLE / "assets/poses").glob("*.png"),
+    ]
+    assert sorted(drawn) == sorted(str(p.relative_to(SAMPLE)) for p in user_images)
+    for rel, image in drawn.items():
+        with Image.open(SAMPLE / rel) as committed:
+            assert committed.size == (256, 384)
+            expected = image.quantize(colors=16, dither=Image.Dither.NONE).convert("RGB")
+            assert committed.convert("RGB").tobytes() == expected.tobytes(), rel
