@@ -7,7 +7,6 @@ from the fake server's installed-model set and its input directory.
 
 from __future__ import annotations
 
-import copy
 import json
 import mimetypes
 import threading
@@ -64,8 +63,8 @@ def _load_object_info(path: str) -> dict[str, Any]:
 
 
 def load_object_info(path: Path) -> dict[str, Any]:
-    """Read (once per path) and return a private deep copy of an ``object_info.json``."""
-    return copy.deepcopy(_load_object_info(str(path)))
+    """Read an ``object_info.json`` (parsed once per path and shared: treat it as read-only)."""
+    return _load_object_info(str(path))
 
 
 def _with_options(spec: list[Any], options: list[str]) -> list[Any]:

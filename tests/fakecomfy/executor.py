@@ -28,6 +28,7 @@ from .state import CacheEntry, NodeCache, QueueItem
 from .values import NodeValue, compute_value
 
 SELF_HASHING = ("LoadImage", "LoadImageMask")  # IS_CHANGED = sha256 of the file
+MEDIA_TYPES = ("IMAGE", "LATENT", "VIDEO", "MASK")
 
 
 class Interrupted(Exception):
@@ -230,7 +231,7 @@ class Executor:
             raise NodeFailed(f.exception_type, f.exception_message, list(f.traceback))
         await self._hold(run, node_id, class_type, first)
         await self._work(run, node_id)
-        upstream = {name: run.values[src] for name, src, _ in links(node) if src in run.values}
+        upstream = self._upstream(run, node)
         value = compute_value(
             class_type, node["inputs"], run.sigs[node_id], upstream, self._image_size
         )
@@ -242,6 +243,13 @@ class Executor:
         current_max = run.progress[node_id]["max"]
         self._progress(run, node_id, "finished", current_max, current_max)
         run.executed.append(node_id)
+
+    def _upstream(self, run: _Run, node: dict[str, Any]) -> dict[str, NodeValue]:
+        """Values of linked inputs, image/latent/video inputs first (they carry the size)."""
+        types = {spec.name: spec.type for spec in self.catalog.inputs(node["class_type"])}
+        linked = [(name, src) for name, src, _ in links(node) if src in run.values]
+        linked.sort(key=lambda pair: types.get(pair[0]) not in MEDIA_TYPES)
+        return {name: run.values[src] for name, src in linked}
 
     def _save(
         self,

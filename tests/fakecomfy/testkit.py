@@ -93,3 +93,140 @@ def wait_history(client: httpx.Client, prompt_id: str, timeout: float = 10.0) ->
         if time.monotonic() > deadline:
             raise TimeoutError(f"no history for {prompt_id}")
         time.sleep(0.01)
+
+
+def image_graph(
+    prefix: str = "t/x", colour: int = 0xFF0000, size: tuple[int, int] = (64, 48)
+) -> dict[str, Any]:
+    """The weightless graph of comfyui-api.md §10: EmptyImage -> ImageInvert -> SaveImage."""
+    return {
+        "1": {
+            "class_type": "EmptyImage",
+            "inputs": {"width": size[0], "height": size[1], "batch_size": 1, "color": colour},
+        },
+        "2": {"class_type": "ImageInvert", "inputs": {"image": ["1", 0]}},
+        "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": prefix}},
+    }
+
+
+def qwen_edit_graph(
+    image: str,
+    seed: int = 1,
+    text: str = "a samurai",
+    size: tuple[int, int] = (96, 64),
+    steps: int = 4,
+) -> dict[str, Any]:
+    """A Qwen-Image-Edit 2511 graph using the default fake models (LoRA, one reference image)."""
+    return {
+        "1": {
+            "class_type": "UNETLoader",
+            "inputs": {
+                "unet_name": "qwen_image_edit_2511_fp8mixed.safetensors",
+                "weight_dtype": "default",
+            },
+        },
+        "2": {
+            "class_type": "LoraLoaderModelOnly",
+            "inputs": {
+                "model": ["1", 0],
+                "lora_name": "Qwen-Image-Edit-2511-Lightning-4steps-V1.0-bf16.safetensors",
+                "strength_model": 1.0,
+            },
+        },
+        "3": {
+            "class_type": "CLIPLoader",
+            "inputs": {"clip_name": "qwen_2.5_vl_7b_fp8_scaled.safetensors", "type": "qwen_image"},
+        },
+        "4": {"class_type": "VAELoader", "inputs": {"vae_name": "qwen_image_vae.safetensors"}},
+        "5": {"class_type": "LoadImage", "inputs": {"image": image}},
+        "6": {
+            "class_type": "TextEncodeQwenImageEditPlus",
+            "inputs": {"clip": ["3", 0], "prompt": text, "vae": ["4", 0], "image1": ["5", 0]},
+        },
+        "7": {
+            "class_type": "EmptySD3LatentImage",
+            "inputs": {"width": size[0], "height": size[1], "batch_size": 1},
+        },
+        "8": {
+            "class_type": "KSampler",
+            "inputs": {
+                "model": ["2", 0],
+                "seed": seed,
+                "steps": steps,
+                "cfg": 1.0,
+                "sampler_name": "euler",
+                "scheduler": "simple",
+                "positive": ["6", 0],
+                "negative": ["6", 0],
+                "latent_image": ["7", 0],
+                "denoise": 1.0,
+            },
+        },
+        "9": {"class_type": "VAEDecode", "inputs": {"samples": ["8", 0], "vae": ["4", 0]}},
+        "10": {
+            "class_type": "SaveImage",
+            "inputs": {"images": ["9", 0], "filename_prefix": "kf/edit"},
+        },
+    }
+
+
+def video_graph(
+    saver: str = "SaveVideo", size: tuple[int, int] = (64, 48), frames: int = 9
+) -> dict[str, Any]:
+    """Weightless frames (an EmptyImage batch) into CreateVideo/SaveVideo, or into ``saver``."""
+    graph: dict[str, Any] = {
+        "1": {
+            "class_type": "EmptyImage",
+            "inputs": {
+                "width": size[0],
+                "height": size[1],
+                "batch_size": frames,
+                "color": 0x3366CC,
+            },
+        },
+    }
+    if saver == "SaveVideo":
+        graph["2"] = {"class_type": "CreateVideo", "inputs": {"images": ["1", 0], "fps": 16.0}}
+        graph["3"] = {
+            "class_type": "SaveVideo",
+            "inputs": {
+                "video": ["2", 0],
+                "filename_prefix": "video/kf",
+                "format": "auto",
+                "codec": "auto",
+            },
+        }
+    elif saver == "SaveWEBM":
+        graph["3"] = {
+            "class_type": "SaveWEBM",
+            "inputs": {
+                "images": ["1", 0],
+                "filename_prefix": "kf",
+                "codec": "vp9",
+                "fps": 16.0,
+                "crf": 32.0,
+            },
+        }
+    elif saver == "SaveAnimatedPNG":
+        graph["3"] = {
+            "class_type": saver,
+            "inputs": {
+                "images": ["1", 0],
+                "filename_prefix": "kf",
+                "fps": 6.0,
+                "compress_level": 4,
+            },
+        }
+    else:
+        graph["3"] = {
+            "class_type": saver,
+            "inputs": {
+                "images": ["1", 0],
+                "filename_prefix": "kf",
+                "fps": 6.0,
+                "lossless": False,
+                "quality": 80,
+                "method": "default",
+            },
+        }
+    return graph
