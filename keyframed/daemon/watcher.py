@@ -46,6 +46,7 @@ OwnWrite = Callable[[str, os.stat_result | None], bool]
 
 HEALTH_INTERVAL_S = 0.5
 RESTART_BACKOFF_S = (0.1, 5.0)  # first delay, ceiling; doubles in between
+STABLE_S = 30.0  # an observer that ran this long after a restart resets the backoff
 _JOIN_TIMEOUT_S = 5.0
 _DROPPED_TYPES = frozenset({"opened", "closed_no_write", "attrib"})
 _DIR_TYPES = frozenset({"deleted", "moved"})
@@ -201,6 +202,7 @@ class Watcher:
         self._identity: tuple[int, int] | None = None
         self._lost = False
         self._restart_at = 0.0
+        self._restarted_at: float | None = None
         self._backoff = RESTART_BACKOFF_S[0]
         self._log_hook = _OverflowLog(self)
         self.wakes = 0
@@ -400,8 +402,13 @@ class Watcher:
         self._drop_observer()
         with self._cond:
             self._lost = True
-            self._backoff = RESTART_BACKOFF_S[0]
-            self._restart_at = self._clock() + self._backoff
+            now = self._clock()
+            # A watcher that keeps dying right after each restart backs off instead of
+            # flapping (each loss costs the loop a full pass).
+            flapping = self._restarted_at is not None and now - self._restarted_at < STABLE_S
+            first, ceiling = RESTART_BACKOFF_S
+            self._backoff = min(self._backoff * 2, ceiling) if flapping else first
+            self._restart_at = now + self._backoff
         self._report_lost(reason)
 
     def _report_lost(self, reason: str) -> None:
@@ -430,6 +437,7 @@ class Watcher:
             stale = self._stopping
             if not stale:
                 self._observer, self._lost = observer, False
+                self._restarted_at = self._clock()
                 self.restarts += 1
         if stale:
             _stop_observer(observer)
