@@ -34,6 +34,7 @@ from keyframed.settings import BackendSettings, Settings
 
 log = structlog.get_logger(__name__)
 Progress = Callable[[float], None]
+DOWNLOAD_PREFIX = "kf-dl-"
 MODEL_FOLDER = {"unet": "diffusion_models", "unet_high": "diffusion_models",
                 "unet_low": "diffusion_models", "clip": "text_encoders", "vae": "vae"}
 
@@ -210,7 +211,8 @@ class ComfyBackend:
         video = art.kind == "video"
         size = None if video else (self.settings.image.width, self.settings.image.height)
         prompt_id = prompt_id_for(f"{self.project_id}:{job_key}", art.recipe.take)
-        with tempfile.TemporaryDirectory(dir=self.root / ".keyframed") as tmp:
+        state = self.root / ".keyframed"
+        with tempfile.TemporaryDirectory(prefix=DOWNLOAD_PREFIX, dir=state) as tmp:
             dest = Path(tmp) / ("out.mp4" if video else "out.png")
             try:
                 run_job(self.client, prompt=prompt, prompt_id=prompt_id, dest=dest,

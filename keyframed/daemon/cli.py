@@ -28,15 +28,30 @@ COMMANDS: tuple[str, ...] = (
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Build the argument parser with every subcommand."""
+# Which module registers which subcommand, so a run imports only what it needs (a daemon
+# start should not pay for huggingface_hub).
+MODULE_OF: dict[str, str] = {
+    "plan": "keyframed.daemon.cmd_plan",
+    "run": "keyframed.daemon.cmd_run",
+    "watch": "keyframed.daemon.cmd_watch",
+    "status": "keyframed.daemon.cmd_status",
+    "approve": "keyframed.daemon.cmd_markers",
+    "retry": "keyframed.daemon.cmd_markers",
+    "validate": "keyframed.daemon.cmd_validate",
+    "models": "keyframed.daemon.cmd_models",
+    "service": "keyframed.daemon.cmd_service",
+}
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """Build the argument parser with every subcommand (or only the module of one)."""
     parser = argparse.ArgumentParser(
         prog="keyframed",
         description="Keep an AI video project's layers, keyframes and videos up to date.",
     )
     parser.add_argument("--version", action="version", version=f"keyframed {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name in COMMANDS:
+    for name in (only,) if only else COMMANDS:
         module: _Command = importlib.import_module(name)
         module.register(sub)
     return parser
@@ -44,7 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; return the process exit code."""
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    only = MODULE_OF.get(argv[0]) if argv else None
+    parser = build_parser(only)
     args = parser.parse_args(argv)
     try:
         code: int = args.func(args)

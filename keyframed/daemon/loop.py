@@ -23,7 +23,7 @@ from pathlib import Path
 import structlog
 
 from keyframed.daemon.backends import Backend, make_backends
-from keyframed.daemon.outputs import UserFileError, commit_output, heal_pending
+from keyframed.daemon.outputs import UserFileError, commit_output, heal_pending, sweep_temp
 from keyframed.daemon.snapshot import Snapshot, take_snapshot
 from keyframed.daemon.status import StatusWriter
 from keyframed.daemon.store import Job, JobStore, Store
@@ -97,6 +97,7 @@ class Reconciler:
         """Heal interrupted writes and put jobs a crash left in flight back in line."""
         (self.root / ".keyframed").mkdir(exist_ok=True)
         healed = heal_pending(self.root, self.store)
+        sweep_temp(self.root)
         for job in self.jobs.live():
             if job.state != "ready":
                 # Re-dispatching reuses the prompt_id: the backend looks it up before any

@@ -8,9 +8,10 @@ user override.
 from __future__ import annotations
 
 import hashlib
+import shutil
 from pathlib import Path
 
-from keyframed.daemon.fsio import atomic_write, sha256_file
+from keyframed.daemon.fsio import TEMP_PREFIX, atomic_write, sha256_file
 from keyframed.daemon.store import Store
 from keyframed.handlers.plan import PlanItem
 from keyframed.handlers.staleness import Record
@@ -55,6 +56,20 @@ def commit_output(
     atomic_write(root / item.path, data)
     store.finish_write(record, backend, job_id)
     return digest
+
+
+def sweep_temp(root: Path) -> int:
+    """Remove temp files a killed process left behind (never anything else)."""
+    removed = 0
+    for path in root.rglob(f"{TEMP_PREFIX}*"):
+        if path.is_file() and not path.is_symlink():
+            path.unlink(missing_ok=True)
+            removed += 1
+    state = root / ".keyframed"
+    for folder in state.glob("kf-dl-*") if state.is_dir() else []:
+        shutil.rmtree(folder, ignore_errors=True)
+        removed += 1
+    return removed
 
 
 def heal_pending(root: Path, store: Store) -> int:
