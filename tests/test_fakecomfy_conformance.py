@@ -59,16 +59,17 @@ UNORDERED = {"executed", "current_outputs"}  # Python sets in ComfyUI: order is 
 def normalise(value: Any, ids: dict[str, str]) -> Any:
     """Map prompt ids to placeholders, blank timestamps and tracebacks, sort set-like lists."""
     if isinstance(value, dict):
-        out = {}
+        out: dict[str, Any] = {}
         for key, item in value.items():
+            key = ids.get(key, key) if isinstance(key, str) else key
             if key in VOLATILE:
-                out[ids.get(key, key)] = "<time>"
+                out[key] = "<time>"
             elif key == "traceback" and isinstance(item, list):
                 out[key] = "<traceback>" if all(isinstance(x, str) for x in item) else item
             elif key in UNORDERED and isinstance(item, list):
                 out[key] = sorted(normalise(x, ids) for x in item)
             else:
-                out[ids.get(key, key)] = normalise(item, ids)
+                out[key] = normalise(item, ids)
         return out
     if isinstance(value, list):
         return [normalise(item, ids) for item in value]
@@ -184,7 +185,7 @@ class Replay:
         with connect(f"{self.server.ws_url}?clientId={request['client_id']}") as ws:
             hello = receive(ws)
             r = self.client.post("/prompt", json=request)
-            prompt_id = r.json()["prompt_id"]
+            prompt_id: str = r.json()["prompt_id"]
             messages = [hello, *messages_until_done(ws, prompt_id)]
         history = self.client.get(f"/history/{prompt_id}")
         actual = {

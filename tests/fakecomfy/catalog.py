@@ -151,7 +151,7 @@ class NodeCatalog:
 
     def class_info(self, class_type: str) -> dict[str, Any]:
         """One class's schema as ``GET /object_info/{class}`` shows it now."""
-        info = self._info[class_type]
+        info: dict[str, Any] = self._info[class_type]
         patches = self._option_patches(class_type)
         if not patches:
             return info

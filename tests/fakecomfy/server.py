@@ -167,12 +167,14 @@ class FakeComfy:
     def queue_remaining(self) -> int:
         """Pending plus running prompts."""
         core = self._require_core()
-        return self._call(_value(core.queue.remaining))
+        remaining: int = self._call(_value(core.queue.remaining))
+        return remaining
 
     def history(self) -> dict[str, Any]:
         """A snapshot of the whole history, keyed by prompt id."""
         core = self._require_core()
-        return self._call(_value(core.queue.history))
+        history: dict[str, Any] = self._call(_value(core.queue.history))
+        return history
 
     def wait_idle(self, timeout: float = 10.0) -> None:
         """Block until nothing is pending or running.
