@@ -508,3 +508,19 @@ def test_runs_standalone(shared_dir: Path, tmp_path: Path) -> None:
         finally:
             proc.terminate()
             assert proc.wait(timeout=10) == 0
+
+
+def test_prefix_variables(fake_comfy: FakeComfy, client: httpx.Client) -> None:
+    graph = image_graph(prefix="sized/%width%x%height%", size=(40, 30))
+    image = run(client, graph)["outputs"]["3"]["images"][0]
+    assert (image["subfolder"], image["filename"]) == ("sized", "40x30_00001_.png")
+    graph = image_graph(prefix="../outside")
+    entry = run(client, graph)
+    assert entry["status"]["messages"][-1][1]["exception_message"].startswith("**** ERROR: Saving")
+
+
+def test_taken_port_fails_cleanly(fake_comfy: FakeComfy, shared_dir: Path, tmp_path: Path) -> None:
+    clash = FakeComfy(object_info_path(shared_dir), tmp_path, port=fake_comfy.port)
+    with pytest.raises(OSError):
+        clash.start()
+    assert not clash.is_up

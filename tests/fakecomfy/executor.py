@@ -17,6 +17,7 @@ from typing import Any
 
 from PIL import Image
 
+from . import timing
 from .catalog import NodeCatalog
 from .faults import Faults, PromptFailure
 from .files import Dirs, annotated_path, sha256_file
@@ -63,7 +64,8 @@ class _Run:
     executed: list[str] = field(default_factory=list)
     ui: dict[str, Any] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
-    seconds: dict[str, float] = field(default_factory=dict)
+    windows: dict[str, tuple[float, float]] = field(default_factory=dict)
+    started: float = 0.0
     failure: PromptFailure | None = None
     fail_at: str | None = None
 
@@ -147,16 +149,11 @@ class Executor:
         except OSError:
             return None
 
-    def _plan_seconds(self, run: _Run, order: list[str]) -> dict[str, float]:
-        """Spread the job's duration over the nodes that run (all of it on samplers, if any)."""
-        total = self.faults.job_seconds
-        work = [n for n in order if n not in run.cached]
-        if total <= 0 or not work:
-            return {}
+    def _plan_time(self, run: _Run, order: list[str]) -> dict[str, tuple[float, float]]:
+        work = [n for n in order if n not in run.cached or n == run.fail_at]
         steps = {n: s for n in work if (s := self._steps(run, n))}
-        if steps:
-            return {n: total * s / sum(steps.values()) for n, s in steps.items()}
-        return {n: total / len(work) for n in work}
+        savers = {n for n in work if run.item.prompt[n]["class_type"] in SAVERS}
+        return timing.plan(work, steps, savers, self.faults.job_seconds)
 
     @staticmethod
     def _steps(run: _Run, node_id: str) -> int:
@@ -189,8 +186,9 @@ class Executor:
         except CycleError as ex:
             self._error(run, run.item.outputs[0], NodeFailed("Exception", str(ex), []))
             return False
-        run.seconds = self._plan_seconds(run, order)
         run.fail_at = self._fail_target(run, order)
+        run.windows = self._plan_time(run, order)
+        run.started = asyncio.get_running_loop().time()
         return await self._run_nodes(run, ctx, order)
 
     async def _run_nodes(self, run: _Run, ctx: SaveContext, order: list[str]) -> bool:
@@ -230,13 +228,13 @@ class Executor:
             f = run.failure
             raise NodeFailed(f.exception_type, f.exception_message, list(f.traceback))
         await self._hold(run, node_id, class_type, first)
-        await self._work(run, node_id)
         upstream = self._upstream(run, node)
         value = compute_value(
             class_type, node["inputs"], run.sigs[node_id], upstream, self._image_size
         )
         run.values[node_id] = value
         ui = self._save(ctx, class_type, node["inputs"], upstream)
+        await self._work(run, node_id)  # after saving: the file's time counts as work
         self.cache.put(run.sigs[node_id], CacheEntry(value, ui))
         if ui:
             self._output(run, node_id, ui)
@@ -289,13 +287,14 @@ class Executor:
             await self._pause(0.01)
 
     async def _work(self, run: _Run, node_id: str) -> None:
-        seconds = run.seconds.get(node_id, 0.0)
+        start, end = run.windows.get(node_id, (0.0, 0.0))
         steps = self._steps(run, node_id)
+        clock = asyncio.get_running_loop().time
         if not steps:
-            await self._pause(seconds)
+            await self._pause(run.started + end - clock())
             return
         for step in range(1, steps + 1):
-            await self._pause(seconds / steps)
+            await self._pause(run.started + start + (end - start) * step / steps - clock())
             self._progress(run, node_id, "running", step, steps)
             self._broadcast_if_no_client(
                 run,

@@ -169,8 +169,8 @@ class Faults:
     ) -> None:
         """Make the next ``n`` executed prompts end in ``execution_error``.
 
-        The error happens at the first executed node of class ``node_type`` (or the first
-        executed node), with the shape of a real ComfyUI error.
+        The error happens at the first executed node of class ``node_type`` (any class when
+        None; the last node to run when no node matches), with a real ComfyUI error's shape.
         """
         failure = PromptFailure(node_type, exception_type, exception_message)
         with self._lock:
@@ -184,7 +184,8 @@ class Faults:
     def hold_jobs(self, node_id: str | None = None, class_type: str | None = None) -> None:
         """Pause jobs when they reach a node (by id, class, or the first node run) until released.
 
-        A held job is "running" for /queue; an interrupt ends it.
+        A held job is "running" for /queue; an interrupt ends it. A fully cached job runs no
+        node and is not held. Like every fault, a hold survives :meth:`FakeComfy.restart`.
         """
         with self._lock:
             self._hold = _Hold(node_id, class_type)

@@ -7,6 +7,7 @@ import random
 import string
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -52,8 +53,18 @@ def _source(upstream: Mapping[str, NodeValue], name: str) -> NodeValue:
 
 
 def _prefix(inputs: Mapping[str, Any], default: str, size: tuple[int, int]) -> str:
+    """The filename prefix with the variables the server expands (%width%, %year%...)."""
+    now = datetime.now()
+    values = {
+        "width": str(size[0]),
+        "height": str(size[1]),
+        "year": str(now.year),
+        **{k: f"{getattr(now, k):02}" for k in ("month", "day", "hour", "minute", "second")},
+    }
     prefix = str(inputs.get("filename_prefix", default))
-    return prefix.replace("%width%", str(size[0])).replace("%height%", str(size[1]))
+    for key, value in values.items():
+        prefix = prefix.replace(f"%{key}%", value)
+    return prefix
 
 
 def _save_pngs(

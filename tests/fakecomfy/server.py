@@ -102,7 +102,11 @@ class FakeComfy:
         )
         self._thread.start()
         ready.wait()
-        self._call(self._up())
+        try:
+            self._call(self._up())
+        except BaseException:
+            self.stop()  # e.g. the port is taken: do not leave the loop thread behind
+            raise
         return self
 
     def stop(self) -> None:
@@ -218,17 +222,22 @@ class FakeComfy:
 
     def _bind(self) -> socket.socket:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.host, self.port))
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((self.host, self.port))
+        except OSError:
+            sock.close()
+            raise
         self.port = sock.getsockname()[1]
         return sock
 
     async def _up(self) -> None:
+        sock = self._bind()  # first: a taken port fails before anything is started
         core = Core(self.catalog, self.dirs, self.faults, self.records, *self._cache)
         core.start()
         runner = web.AppRunner(Routes(core).app(), shutdown_timeout=0.5, access_log=None)
         await runner.setup()
-        await web.SockSite(runner, self._bind()).start()
+        await web.SockSite(runner, sock).start()
         self._core, self._runner = core, runner
 
     async def _down(self) -> None:
