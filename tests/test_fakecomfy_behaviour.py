@@ -362,8 +362,10 @@ def test_queue_clear_and_interrupt_of_another_id(
     fake_comfy.faults.hold_jobs()
     running = submit(client, image_graph(prefix="run"))
     fake_comfy.faults.wait_held()
-    submit(client, image_graph(prefix="p1"))
+    queued = submit(client, image_graph(prefix="p1"))
     submit(client, image_graph(prefix="p2"))
+    assert client.get(f"/history/{queued}").json() == {}
+    assert client.get(f"/history/{running}").json() == {}
     assert client.post("/interrupt", json={"prompt_id": "not-running"}).text == ""
     assert client.post("/queue", json={"clear": True}).status_code == 200
     queue = client.get("/queue").json()
