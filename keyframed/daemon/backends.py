@@ -23,6 +23,7 @@ from keyframed.daemon.comfy.client import ComfyClient
 from keyframed.daemon.comfy.info import ServerInfo
 from keyframed.daemon.comfy.prompt_ids import prompt_id_for
 from keyframed.daemon.comfy.run import run_job
+from keyframed.daemon.comfy.state import Failed
 from keyframed.daemon.fsio import sha256_file
 from keyframed.daemon.store import Store
 from keyframed.errors import ComfyError, ComfyTransientError, TemplateError
@@ -35,6 +36,8 @@ from keyframed.settings import BackendSettings, Settings
 log = structlog.get_logger(__name__)
 Progress = Callable[[float], None]
 DOWNLOAD_PREFIX = "kf-dl-"
+# How many failed runs of one take are skipped over before the last id is reused.
+MAX_ATTEMPT_IDS = 16
 MODEL_FOLDER = {"unet": "diffusion_models", "unet_high": "diffusion_models",
                 "unet_low": "diffusion_models", "clip": "text_encoders", "vae": "vae"}
 
@@ -210,7 +213,7 @@ class ComfyBackend:
                 raise TemplateError(f"{art.recipe.template}: " + "; ".join(problems))
         video = art.kind == "video"
         size = None if video else (self.settings.image.width, self.settings.image.height)
-        prompt_id = prompt_id_for(f"{self.project_id}:{job_key}", art.recipe.take)
+        prompt_id = self._prompt_id(job_key, art.recipe.take)
         state = self.root / ".keyframed"
         with tempfile.TemporaryDirectory(prefix=DOWNLOAD_PREFIX, dir=state) as tmp:
             dest = Path(tmp) / ("out.mp4" if video else "out.png")
@@ -226,11 +229,23 @@ class ComfyBackend:
             self.mark_up()
             return dest.read_bytes()
 
+    def _prompt_id(self, job_key: str, take: int) -> str:
+        """The job's prompt id: its first attempt the server has not seen fail.
+
+        A failed prompt stays failed in ComfyUI's history, so running the same recipe again
+        after a failure (a new job, or ``generate-keyframe`` asked again) needs the next id.
+        """
+        key = f"{self.project_id}:{job_key}"
+        for attempt in range(MAX_ATTEMPT_IDS):
+            prompt_id = prompt_id_for(key, take, attempt)
+            if not isinstance(self.client.lookup(prompt_id, job=job_key), Failed):
+                break
+        return prompt_id
+
     def cancel(self, job_key: str, art: Artifact) -> None:
         """Remove the prompt from the queue or interrupt it."""
-        prompt_id = prompt_id_for(f"{self.project_id}:{job_key}", art.recipe.take)
         try:
-            self.client.cancel(prompt_id, job=job_key)
+            self.client.cancel(self._prompt_id(job_key, art.recipe.take), job=job_key)
         except ComfyError as exc:
             log.warning("cancel_failed", server=self.name, job=job_key, error=str(exc))
 

@@ -25,6 +25,8 @@ COMMANDS: tuple[str, ...] = (
     "keyframed.daemon.cmd_markers",
     "keyframed.daemon.cmd_service",
     "keyframed.daemon.cmd_validate",
+    "keyframed.daemon.cmd_generate",
+    "keyframed.daemon.cmd_doctor",
 )
 
 
