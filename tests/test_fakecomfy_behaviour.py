@@ -267,6 +267,21 @@ def test_classic_cache_keeps_only_the_previous_prompt(client: httpx.Client) -> N
     assert entry["outputs"]["3"]["images"][0]["filename"] == "a_00002_.png"
 
 
+def test_models_reload_only_when_the_loader_is_not_cached(
+    fake_comfy: FakeComfy, client: httpx.Client
+) -> None:
+    upload(client, "ref.png", png((3, 3, 3)))
+    run(client, qwen_edit_graph("ref.png", seed=1))
+    run(client, qwen_edit_graph("ref.png", seed=2))  # same loaders: cached
+    lora = qwen_edit_graph("ref.png", seed=2)
+    lora["2"]["inputs"]["lora_name"] = "InStyle-0.5.safetensors"
+    run(client, lora)
+    loads = fake_comfy.records.model_loads
+    assert [name for _, name in loads].count("qwen_image_vae.safetensors") == 1
+    assert loads[-1] == ("loras", "InStyle-0.5.safetensors")
+    assert len(loads) == 5  # unet, lora, clip, vae, then only the new lora
+
+
 @pytest.mark.parametrize(
     ("saver", "ext", "magic"),
     [

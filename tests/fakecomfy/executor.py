@@ -23,6 +23,7 @@ from .faults import Faults, PromptFailure
 from .files import Dirs, annotated_path, sha256_file
 from .graph import CycleError, ancestors, execution_order, links, signatures
 from .hub import Hub
+from .models import MODEL_INPUTS
 from .outputs import SAVERS, SaveContext
 from .records import Records
 from .state import CacheEntry, NodeCache, QueueItem
@@ -241,6 +242,12 @@ class Executor:
         current_max = run.progress[node_id]["max"]
         self._progress(run, node_id, "finished", current_max, current_max)
         run.executed.append(node_id)
+        self._note_loads(class_type, node["inputs"])
+
+    def _note_loads(self, class_type: str, inputs: dict[str, Any]) -> None:
+        for (loader, name), folder in MODEL_INPUTS.items():
+            if loader == class_type and isinstance(inputs.get(name), str):
+                self.records.add_model_load(folder, inputs[name])
 
     def _upstream(self, run: _Run, node: dict[str, Any]) -> dict[str, NodeValue]:
         """Values of linked inputs, image/latent/video inputs first (they carry the size)."""

@@ -41,6 +41,7 @@ class Records:
         self._executions: Counter[str] = Counter()
         self._requests: list[tuple[str, str]] = []
         self._files: list[Path] = []
+        self._loads: list[tuple[str, str]] = []
 
     def add_prompt(self, record: AcceptedPrompt) -> None:
         """Log an accepted prompt."""
@@ -66,6 +67,11 @@ class Records:
         """Log output files written by an execution."""
         with self._lock:
             self._files.extend(paths)
+
+    def add_model_load(self, folder: str, name: str) -> None:
+        """Log that a loader node ran (was not cached), i.e. a model file was (re)loaded."""
+        with self._lock:
+            self._loads.append((folder, name))
 
     @property
     def prompts(self) -> list[AcceptedPrompt]:
@@ -107,6 +113,12 @@ class Records:
         with self._lock:
             return list(self._files)
 
+    @property
+    def model_loads(self) -> list[tuple[str, str]]:
+        """Every (folder, file) a loader node loaded, in order: fewer means fewer reloads."""
+        with self._lock:
+            return list(self._loads)
+
     def clear(self) -> None:
         """Forget everything logged so far."""
         with self._lock:
@@ -115,3 +127,4 @@ class Records:
             self._executions.clear()
             self._requests.clear()
             self._files.clear()
+            self._loads.clear()
