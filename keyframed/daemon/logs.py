@@ -18,6 +18,10 @@ def wants_json(env: Mapping[str, str], tty: bool) -> bool:
     return bool(env.get("JOURNAL_STREAM")) or not tty
 
 
+def _stderr_logger(*args: object) -> structlog.PrintLogger:
+    return structlog.PrintLogger(file=sys.stderr)
+
+
 def setup_logging(verbose: bool = False, env: Mapping[str, str] | None = None) -> None:
     """Configure structlog once for the process; logs go to stderr."""
     env = os.environ if env is None else env
@@ -37,6 +41,7 @@ def setup_logging(verbose: bool = False, env: Mapping[str, str] | None = None) -
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.DEBUG if verbose else logging.INFO
         ),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        # Resolve sys.stderr at each use, not now: it may be replaced (tests, redirection).
+        logger_factory=_stderr_logger,
         cache_logger_on_first_use=False,
     )
