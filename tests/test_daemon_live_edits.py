@@ -118,7 +118,8 @@ def test_edits_by_editor_patterns_on_a_running_daemon(
                     EDITORS[editor if target.exists() else "temp_replace"](target, data)
             want = expected_submissions(scenario)
             # Wait for the submissions we expect, then a little longer for any we don't.
-            wait_for(lambda: len(server.records.prompts) - before >= len(want), timeout=30)
+            target_count = before + len(want)
+            wait_for(lambda n=target_count: len(server.records.prompts) >= n, timeout=30)
             pause.wait(0.6)
             assert wait_for(lambda: idle(root), timeout=30), scenario.name
             got = submitted_artifacts(server)[before:]

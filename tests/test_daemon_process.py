@@ -70,7 +70,8 @@ def test_sigterm_while_jobs_run_exits_quickly_and_the_next_start_carries_on(
     root = comfy_project(tmp_path / "p", [server])
     proc = start_watch(root, tmp_path / "watch.log")
     try:
-        assert wait_for(lambda: len(server.records.prompts) >= 1), (tmp_path / "watch.log").read_text()
+        log = (tmp_path / "watch.log")
+        assert wait_for(lambda: len(server.records.prompts) >= 1), log.read_text()
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=5) == 0
     finally:
