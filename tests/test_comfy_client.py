@@ -932,6 +932,17 @@ def test_fake_reset_after_queueing_is_not_submitted_twice(
     assert fake_comfy.records.requests.count(("GET", "/view")) == 2
 
 
+def test_fake_garbled_json_is_retried_and_wrong_shape_is_not(fake_comfy: FakeComfy) -> None:
+    pid = str(uuid.uuid4())
+    fake_comfy.faults.fail_next("GET /queue", n=2, status=200, body=b"<html>proxy page</html>")
+    with fake_client(fake_comfy) as client:
+        assert isinstance(client.lookup(pid), Lost)
+        fake_comfy.faults.wrong_shape_next("GET /history/*")
+        with pytest.raises(ComfyPermanentError, match="unexpected answer"):
+            client.lookup(pid)
+    assert fake_comfy.records.requests.count(("GET", "/queue")) == 3
+
+
 def test_fake_hung_server_times_out_within_the_bound(fake_comfy: FakeComfy, tmp_path: Path) -> None:
     fake_comfy.faults.hang("*")
     timeout = httpx.Timeout(0.2, connect=0.2)
@@ -992,26 +1003,33 @@ def test_fake_execution_error_names_message_and_node(fake_comfy: FakeComfy, tmp_
     assert list(tmp_path.iterdir()) == []
 
 
-def test_fake_progress_arrives_over_the_websocket(
-    shared_dir: Path, fake_comfy_factory: Any, tmp_path: Path
-) -> None:
-    fake = fake_comfy_factory(job_seconds=0.2)
+def test_fake_progress_arrives_over_the_websocket(fake_comfy_factory: Any, tmp_path: Path) -> None:
+    fake = fake_comfy_factory(job_seconds=0.1)
     seen: list[float] = []
     inputs = tmp_path / "in.png"
     inputs.write_bytes(png((10, 20, 30), (96, 64)))
+    # Hold the job after the sampler until its last step has been reported: progress that
+    # arrives after completion is (rightly) of no interest to a waiter.
+    fake.faults.hold_jobs(class_type="VAEDecode")
+
+    def release_after_last_step() -> None:
+        _until(lambda: 1.0 in seen, what=lambda: f"progress 1.0 in {seen}")
+        fake.faults.release_jobs()
+
     with fake_client(fake, websocket=True) as client:
-        client.start_listening()
+        client.start_listening()  # before submitting, or the sampler may finish unheard
         _until(lambda: client.listening)
         name = client.upload(inputs, hashlib.sha256(inputs.read_bytes()).hexdigest())
+        graph = qwen_edit_graph(name, steps=4)
         run_fake(
             client,
-            qwen_edit_graph(name, steps=4),
+            graph,
             tmp_path / "k.png",
-            sleep=None,
+            sleep=real_poll(release_after_last_step),
             on_progress=seen.append,
         )
-        _until(lambda: 1.0 in seen)
-    assert seen[:4] == [0.25, 0.5, 0.75, 1.0]
+    assert seen and seen[-1] == 1.0
+    assert seen == sorted(seen) and set(seen) <= {0.25, 0.5, 0.75, 1.0}
 
 
 def test_fake_silent_websocket_still_completes(fake_comfy: FakeComfy, tmp_path: Path) -> None:
@@ -1100,11 +1118,13 @@ def test_fake_token_never_shows(
     assert "s3cr3t" not in "\n".join(shown)
 
 
-def _until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+def _until(
+    condition: Callable[[], bool], timeout: float = 10.0, what: Callable[[], str] = str
+) -> None:
     """Poll ``condition`` until true, failing the test after ``timeout`` seconds."""
     done = threading.Event()
     for _ in range(int(timeout / 0.01)):
         if condition():
             return
         done.wait(0.01)
-    raise AssertionError("condition not met in time")
+    raise AssertionError(f"condition not met in time: {what()}")

@@ -176,8 +176,9 @@ def test_many_failing_nodes_are_cut_short() -> None:
 
 
 def test_invalid_json_is_transient_and_wrong_shape_is_permanent() -> None:
-    with pytest.raises(ComfyTransientError, match="not JSON"), mapped("gpu1"):
-        httpx.Response(200, content=b"<html>proxy</html>").json()
+    for body in (b"<html>proxy</html>", b"\x80\x81 not utf-8", b""):
+        with pytest.raises(ComfyTransientError, match="not JSON"), mapped("gpu1"):
+            httpx.Response(200, content=body).json()
     with pytest.raises(ComfyPermanentError, match="unexpected answer: no queue"), mapped("gpu1"):
         raise ProtocolMismatch("no queue")
 

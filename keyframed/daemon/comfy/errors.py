@@ -87,11 +87,9 @@ def mapped(server: str, job: str = "") -> Iterator[None]:
         raise _status_error(exc.response, server, job) from exc
     except httpx.HTTPError as exc:
         raise _transport_error(exc, server, job) from exc
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ComfyTransientError(
-            f"{server}: the answer is not JSON ({exc.msg} at char {exc.pos})",
-            server=server,
-            job=job,
+            f"{server}: the answer is not JSON ({exc})", server=server, job=job
         ) from exc
     except ProtocolMismatch as exc:
         raise ComfyPermanentError(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +29,8 @@ _ws_logger = logging.getLogger("keyframed.daemon.comfy.websocket")
 _ws_logger.setLevel(logging.INFO)
 
 ProgressCallback = Callable[[float], None]
+# Progress of prompts nobody waits for yet is kept (the last value each) for so many prompts.
+_LATEST_KEPT = 256
 
 
 @dataclass
@@ -54,7 +57,8 @@ class ProgressListener:
         self._open_timeout = open_timeout
         self._reconnect_s = reconnect_s
         self._watches: dict[str, _Watch] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
+        self._latest: OrderedDict[str, float] = OrderedDict()
         self._stop = threading.Event()
         self._ws: ClientConnection | None = None
         self._thread: threading.Thread | None = None
@@ -80,11 +84,15 @@ class ProgressListener:
     def watch(self, prompt_id: str, on_progress: ProgressCallback | None) -> threading.Event:
         """Start routing ``prompt_id``'s events; return an Event set when it finishes.
 
-        ``on_progress`` is called from the listener thread with a fraction in 0..1.
+        ``on_progress`` is called with a fraction in 0..1 from the listener thread (and once
+        from this one when progress arrived before the call). Calls never overlap.
         """
         watch = _Watch(on_progress)
         with self._lock:
             self._watches[prompt_id] = watch
+            latest = self._latest.get(prompt_id)
+            if latest is not None:  # events that came before the wait began
+                self._report(watch, latest)
         self.start()
         return watch.wake
 
@@ -141,24 +149,36 @@ class ProgressListener:
         data = event.get("data") if isinstance(event, dict) else None
         if not isinstance(data, dict):
             return
+        prompt_id, kind = str(data.get("prompt_id")), event.get("type")
+        fraction = _fraction(data) if kind == "progress" else None
         with self._lock:
-            watch = self._watches.get(str(data.get("prompt_id")))
-        if watch is None:
-            return
-        kind = event.get("type")
-        if kind == "progress":
-            self._progress(watch, data)
-        elif kind == "executing" and data.get("node") is None:
+            watch = self._watches.get(prompt_id)
+            if fraction is not None:
+                self._remember(prompt_id, fraction)
+                if watch is not None:
+                    self._report(watch, fraction)
+        if watch is not None and kind == "executing" and data.get("node") is None:
             # Sent after the history entry is written: time to poll again.
             watch.wake.set()
 
-    def _progress(self, watch: _Watch, data: dict[str, Any]) -> None:
-        value, maximum = data.get("value"), data.get("max")
-        if watch.on_progress is None or not isinstance(value, int | float):
-            return
-        if not isinstance(maximum, int | float) or maximum <= 0:
+    def _remember(self, prompt_id: str, fraction: float) -> None:
+        self._latest[prompt_id] = fraction
+        self._latest.move_to_end(prompt_id)
+        while len(self._latest) > _LATEST_KEPT:
+            self._latest.popitem(last=False)
+
+    def _report(self, watch: _Watch, fraction: float) -> None:
+        # Called with the lock held, so reports for one prompt never overtake each other.
+        if watch.on_progress is None:
             return
         try:
-            watch.on_progress(min(1.0, max(0.0, value / maximum)))
+            watch.on_progress(fraction)
         except Exception as exc:  # a faulty callback must not end the hints for others
             log.warning("comfy_progress_callback_failed", server=self._server, error=str(exc))
+
+
+def _fraction(data: dict[str, Any]) -> float | None:
+    value, maximum = data.get("value"), data.get("max")
+    if not isinstance(value, int | float) or not isinstance(maximum, int | float) or maximum <= 0:
+        return None
+    return min(1.0, max(0.0, value / maximum))
