@@ -146,7 +146,8 @@ def test_keyframe_runs_the_three_steps_in_order_and_uploads_each_image_once(
             n["class_type"] for n in prompt.values()}
     # Step 1: background asset + style, InStyle. Step 2: AnyPose + helper + InStyle, stacked
     # strengths. Step 3: the two layers, Lightning only, the plan's composite prompt.
-    temple, ghibli = root / "assets/backgrounds/temple_courtyard.png", root / "assets/styles/ghibli.png"
+    temple = root / "assets/backgrounds/temple_courtyard.png"
+    ghibli = root / "assets/styles/ghibli.png"
     samurai, standing = root / "assets/characters/samurai.png", root / "assets/poses/standing.png"
     assert loaded_images(background) == sorted(uploaded_as(p) for p in (temple, ghibli))
     assert lora_chain(background) == [(LIGHTNING, 1.0), (INSTYLE, 0.5)]
@@ -221,6 +222,7 @@ def test_a_comfyui_failure_exits_1_with_its_message_and_a_new_run_retries(
     code, out, err = run(capsys, keyframe_args(root, 1, "start"))
     assert code == 0, err
     assert_png(root / "scene-01/keyframe-start.png")
+    assert out.count("generated") == 3
 
 
 def test_an_unreachable_server_ends_the_run_with_the_reason(
