@@ -7,6 +7,7 @@ that handlers can take a ``Settings`` without doing I/O.
 
 from __future__ import annotations
 
+import string
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -90,6 +91,21 @@ class VideoSettings(_Frozen):
     max_seconds: float = Field(default=10.0, gt=0, le=60)
 
 
+PROMPT_FIELDS: dict[str, frozenset[str]] = {
+    "asset": frozenset({"description", "style"}),
+    "style_asset": frozenset({"description"}),
+    "background": frozenset({"description"}),
+    "character": frozenset({"description"}),
+    "anypose": frozenset({"description"}),
+    "composite": frozenset({"expression", "camera"}),
+    "landscape": frozenset({"frame"}),
+    "landscape_end": frozenset({"frame"}),
+    "object": frozenset({"frame"}),
+    "video": frozenset({"motion", "camera"}),
+    "negative": frozenset(),
+}
+
+
 class PromptSettings(_Frozen):
     """Prompt templates; ``{name}`` fields are filled from the scene and assets."""
 
@@ -115,6 +131,22 @@ class PromptSettings(_Frozen):
     object: str = "Make an image in the style of image 2 of the object in image 1: {frame}."
     video: str = "{motion}. Camera: {camera}."
     negative: str = ""
+
+    @model_validator(mode="after")
+    def _check_fields(self) -> PromptSettings:
+        for name, allowed in PROMPT_FIELDS.items():
+            text = getattr(self, name)
+            try:
+                used = {f for _, f, _, _ in string.Formatter().parse(text) if f is not None}
+            except ValueError as exc:
+                raise ValueError(f"prompts.{name}: {exc} (write {{{{ and }}}} for braces)") from exc
+            unknown = sorted(used - allowed)
+            if unknown:
+                raise ValueError(
+                    f"prompts.{name}: unknown field {{{unknown[0]}}}; "
+                    f"it may use {', '.join('{' + f + '}' for f in sorted(allowed))}"
+                )
+        return self
 
 
 class BackendSettings(_Frozen):

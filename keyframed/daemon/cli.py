@@ -69,6 +69,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.func(args)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # `keyframed plan DIR | head`: the reader left; that is not an error.
+        sys.stderr.close()
+        return 0
     return code
 
 

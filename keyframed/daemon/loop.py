@@ -25,7 +25,8 @@ import structlog
 from keyframed.daemon.backends import Backend, make_backends
 from keyframed.daemon.outputs import UserFileError, commit_output, heal_pending, sweep_temp
 from keyframed.daemon.snapshot import Snapshot, take_snapshot
-from keyframed.daemon.status import StatusWriter
+from keyframed.daemon.sheets import SheetWriter
+from keyframed.daemon.status import StatusWriter, artifact_state
 from keyframed.daemon.store import Job, JobStore, Store
 from keyframed.errors import ComfyPermanentError, KeyframedError, OutputError, TemplateError
 from keyframed.handlers.plan import PlanItem
@@ -88,6 +89,7 @@ class Reconciler:
         self.last_good: Snapshot | None = None
         self.own_writes: dict[str, tuple[int, int]] = {}
         self.status = StatusWriter(root, self)
+        self.sheets = SheetWriter(root, settings.run.max_image_pixels)
         self.passes = 0
         self._support_cache: dict[tuple[str, str], bool] = {}
 
@@ -150,6 +152,8 @@ class Reconciler:
             # What was just written changes what is stale downstream: look again at once.
             self.wake.set()
         self.status.write(snap, None)
+        latest = self.jobs.latest()
+        self.sheets.write(snap, lambda item: artifact_state(item, latest.get(item.path)))
         return result
 
     def _collect(self, result: PassResult) -> None:

@@ -129,7 +129,9 @@ def retry_markers(root: Path, artifacts: list[Artifact]) -> dict[str, Path]:
         for name in names:
             marker = folder / f"{name}{RETRY_SUFFIX}"
             if marker.is_file():
-                found[art.path] = marker
+                # A copied layer is remade by a new take of what it copies.
+                target = art.recipe.inputs[0].path if art.recipe.step == "copy" else art.path
+                found[target] = marker
     return found
 
 

@@ -19,11 +19,13 @@ def lora_stack(settings: Settings, *, pose: bool, style: bool = True) -> tuple[L
     stack = [LoraSpec(role="lightning", file=light.file, strength=light.strength)]
     if pose:
         for role, lora in (("anypose", loras.anypose), ("anypose_helper", loras.anypose_helper)):
-            strength = lora.stacked_strength if both and lora.stacked_strength else lora.strength
+            stacked = lora.stacked_strength
+            strength = stacked if both and stacked is not None else lora.strength
             stack.append(LoraSpec(role=role, file=lora.file, strength=strength))
     if style:
         ins = loras.instyle
-        strength = ins.stacked_strength if both and ins.stacked_strength else ins.strength
+        stacked = ins.stacked_strength
+        strength = stacked if both and stacked is not None else ins.strength
         stack.append(LoraSpec(role="instyle", file=ins.file, strength=strength))
     return tuple(stack)
 
