@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import structlog
@@ -35,7 +36,8 @@ def _approved(snap: Snapshot, item: PlanItem) -> bool:
     if art.kind != "keyframe" or art.scene is None:
         return False
     approved = snap.approvals.scenes.get(art.scene, {})
-    return approved.get(item.path) is not None and approved.get(item.path) == snap.hashes.get(item.path)
+    current = approved.get(item.path)
+    return current is not None and current == snap.hashes.get(item.path)
 
 
 def scene_tiles(snap: Snapshot, scene: int, state_of: StateOf) -> list[contact.Tile]:
@@ -75,11 +77,11 @@ class SheetWriter:
             rows.append((label, tiles))
             rel = f"{scene.folder}/{SCENE_SHEET}"
             if self._changed(rel, self._key(snap, tiles, label)):
-                self._draw(rel, lambda t=tiles, lb=label: contact.scene_sheet(
-                    lb, t, max_pixels=self.max_pixels), written)
+                self._draw(rel, partial(contact.scene_sheet, label, tiles,
+                                        max_pixels=self.max_pixels), written)
         key = json.dumps([self._key(snap, t, lb) for lb, t in rows])
         if self._changed(STORYBOARD, key):
-            self._draw(STORYBOARD, lambda: contact.storyboard(rows, max_pixels=self.max_pixels),
+            self._draw(STORYBOARD, partial(contact.storyboard, rows, max_pixels=self.max_pixels),
                        written)
         return written
 
