@@ -24,8 +24,8 @@ import structlog
 
 from keyframed.daemon.backends import Backend, make_backends
 from keyframed.daemon.outputs import UserFileError, commit_output, heal_pending, sweep_temp
-from keyframed.daemon.snapshot import Snapshot, take_snapshot
 from keyframed.daemon.sheets import SheetWriter
+from keyframed.daemon.snapshot import Snapshot, take_snapshot
 from keyframed.daemon.status import StatusWriter, artifact_state
 from keyframed.daemon.store import Job, JobStore, Store
 from keyframed.errors import ComfyPermanentError, KeyframedError, OutputError, TemplateError

@@ -70,7 +70,8 @@ class SheetWriter:
         """Redraw what changed; return the sheets written."""
         if not snap.ok or snap.project is None:
             return []
-        written, rows = [], []
+        written: list[str] = []
+        rows: list[tuple[str, list[contact.Tile]]] = []
         for scene in sorted(snap.project.scenes, key=lambda s: s.number):
             tiles = scene_tiles(snap, scene.number, state_of)
             label = f"Scene {scene.number}: {scene.title}"
