@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,8 @@ class AcceptedPrompt:
     prompt_id: str
     number: float
     body: dict[str, Any]
+    # When the server accepted it (time.time()); benchmarks measure edit-to-submit latency.
+    received_at: float = field(default_factory=time.time)
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,8 @@ class Records:
         self._requests: list[tuple[str, str]] = []
         self._files: list[Path] = []
         self._loads: list[tuple[str, str]] = []
+        self._started: list[tuple[str, float]] = []
+        self._request_times: list[float] = []
 
     def add_prompt(self, record: AcceptedPrompt) -> None:
         """Log an accepted prompt."""
@@ -57,11 +62,13 @@ class Records:
         """Log that a prompt started executing."""
         with self._lock:
             self._executions[prompt_id] += 1
+            self._started.append((prompt_id, time.time()))
 
     def add_request(self, method: str, path: str) -> None:
         """Log any HTTP request (before faults apply)."""
         with self._lock:
             self._requests.append((method, path))
+            self._request_times.append(time.time())
 
     def add_files(self, paths: list[Path]) -> None:
         """Log output files written by an execution."""
@@ -96,6 +103,12 @@ class Records:
         with self._lock:
             return dict(self._executions)
 
+    @property
+    def execution_starts(self) -> list[tuple[str, float]]:
+        """(prompt id, time.time()) of each execution start, in order (for benchmarks)."""
+        with self._lock:
+            return list(self._started)
+
     def execution_count(self, prompt_id: str) -> int:
         """How many times ``prompt_id`` started executing."""
         with self._lock:
@@ -106,6 +119,13 @@ class Records:
         """Every HTTP request as (method, path), in arrival order."""
         with self._lock:
             return list(self._requests)
+
+    @property
+    def timed_requests(self) -> list[tuple[float, str, str]]:
+        """Every HTTP request as (time.time() on arrival, method, path), in arrival order."""
+        with self._lock:
+            pairs = zip(self._request_times, self._requests, strict=True)
+            return [(t, method, path) for t, (method, path) in pairs]
 
     @property
     def files_written(self) -> list[Path]:
@@ -128,3 +148,5 @@ class Records:
             self._requests.clear()
             self._files.clear()
             self._loads.clear()
+            self._started.clear()
+            self._request_times.clear()
