@@ -6,8 +6,9 @@
 - :mod:`.prompt_ids`: :func:`prompt_id_for`, deterministic prompt ids.
 """
 
-from keyframed.daemon.comfy.client import ComfyClient, upload_name
+from keyframed.daemon.comfy.client import ComfyClient
 from keyframed.daemon.comfy.errors import mapped
+from keyframed.daemon.comfy.files import upload_name
 from keyframed.daemon.comfy.info import Device, ServerInfo
 from keyframed.daemon.comfy.prompt_ids import prompt_id_for
 from keyframed.daemon.comfy.retry import RetryPolicy

@@ -12,7 +12,6 @@ in any error message.
 
 from __future__ import annotations
 
-import hashlib
 import mimetypes
 import re
 import shutil
@@ -30,6 +29,13 @@ import structlog
 
 from keyframed import __version__
 from keyframed.daemon.comfy.errors import ProtocolMismatch, mapped, summarise_node_errors
+from keyframed.daemon.comfy.files import (
+    UPLOAD_SUBFOLDER,
+    load_name,
+    stream_view,
+    upload_name,
+    view_params,
+)
 from keyframed.daemon.comfy.info import (
     MODEL_FOLDERS,
     ServerInfo,
@@ -50,23 +56,17 @@ from keyframed.daemon.comfy.state import (
 )
 from keyframed.daemon.comfy.verify import DEFAULT_MAX_PIXELS, Expect, verify_image, verify_video
 from keyframed.daemon.fsio import atomic_writer
-from keyframed.errors import ComfyTransientError, OutputError
+from keyframed.errors import ComfyTransientError
 
+# UPLOAD_SUBFOLDER and upload_name are re-exported for callers that import them from here.
 __all__ = ["DEFAULT_TIMEOUT", "UPLOAD_SUBFOLDER", "ComfyClient", "upload_name"]
 
 log = structlog.get_logger(__name__)
 
 DEFAULT_TIMEOUT = httpx.Timeout(60.0, connect=5.0)
-UPLOAD_SUBFOLDER = "keyframed"
 _SHA256 = re.compile(r"[0-9a-f]{64}")
-_VIEW_TYPES = frozenset({"output", "temp", "input"})
 # Downloads up to this size stay in memory while they are verified; larger ones spill to disk.
 _SPOOL_BYTES = 32 << 20
-
-
-def upload_name(local: Path, sha256: str) -> str:
-    """The content-hash file name an input is uploaded under: ``kf-<sha256[:20]><ext>``."""
-    return f"kf-{sha256[:20]}{local.suffix.lower()}"
 
 
 class ComfyClient:
@@ -277,7 +277,7 @@ class ComfyClient:
                     "/upload/image", files={"image": (filename, handle, mime)}, data=fields
                 )
                 response.raise_for_status()
-                return _load_name(response.json())
+                return load_name(response.json())
         raise AssertionError("unreachable: tenacity re-raises the last error")
 
     # -- prompts -------------------------------------------------------------------------
@@ -448,10 +448,11 @@ class ComfyClient:
             ComfyTransientError, ComfyPermanentError: the request failed.
         """
         with mapped(self.name, job):
-            params = _view_params(output)
+            params = view_params(output)
         for attempt in self.retry.retrying(server=self.name, job=job, what="download"):
             with attempt, tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES) as buffer:
-                digest, count = self._fetch(params, buffer, max_bytes, job)
+                with mapped(self.name, job):
+                    digest, count = stream_view(self._http, params, buffer, max_bytes)
                 self._verify(buffer, expect, size, params["filename"])
                 buffer.seek(0)
                 with atomic_writer(dest) as handle:
@@ -466,25 +467,6 @@ class ComfyClient:
                 )
                 return digest
         raise AssertionError("unreachable: tenacity re-raises the last error")
-
-    def _fetch(
-        self, params: Mapping[str, str], buffer: IO[bytes], max_bytes: int, job: str
-    ) -> tuple[str, int]:
-        digest, count = hashlib.sha256(), 0
-        with mapped(self.name, job), self._http.stream("GET", "/view", params=params) as response:
-            if response.is_error:
-                response.read()  # ComfyUI's error bodies are empty or one line
-            response.raise_for_status()
-            declared = response.headers.get("content-length", "")
-            if declared.isdigit() and int(declared) > max_bytes:
-                raise OutputError(f"{params['filename']} is {declared} bytes, over {max_bytes}")
-            for chunk in response.iter_bytes():
-                count += len(chunk)
-                if count > max_bytes:
-                    raise OutputError(f"{params['filename']} is over {max_bytes} bytes")
-                digest.update(chunk)
-                buffer.write(chunk)
-        return digest.hexdigest(), count
 
     def _verify(
         self, buffer: IO[bytes], expect: Expect, size: tuple[int, int] | None, name: str
@@ -530,24 +512,3 @@ def _pause(wake: threading.Event, seconds: float, sleep: Callable[[float], None]
 def _segment(value: str) -> str:
     """Quote a value for use as one URL path segment."""
     return quote(value, safe="")
-
-
-def _load_name(body: Any) -> str:
-    """The name LoadImage uses for an upload, from ``POST /upload/image``'s answer."""
-    if not isinstance(body, Mapping) or not isinstance(body.get("name"), str) or not body["name"]:
-        raise ProtocolMismatch("POST /upload/image did not answer a name")
-    subfolder = body.get("subfolder") or ""
-    if not isinstance(subfolder, str):
-        raise ProtocolMismatch("POST /upload/image answered a subfolder that is not text")
-    return f"{subfolder}/{body['name']}" if subfolder else str(body["name"])
-
-
-def _view_params(output: Mapping[str, Any]) -> dict[str, str]:
-    """``/view`` query parameters for one history output entry."""
-    filename, subfolder = output.get("filename"), output.get("subfolder") or ""
-    kind = output.get("type") or "output"
-    if not isinstance(filename, str) or not filename or not isinstance(subfolder, str):
-        raise ProtocolMismatch(f"an output entry has no usable filename: {dict(output)!r}")
-    if kind not in _VIEW_TYPES:
-        raise ProtocolMismatch(f"an output entry has type {kind!r}")
-    return {"filename": filename, "subfolder": subfolder, "type": str(kind)}
