@@ -889,7 +889,13 @@ def test_fake_recorded_uploads_survive_until_the_server_loses_them(
     fake_comfy.restart(clear_uploads=True)
     with fake_client(fake_comfy, known_uploads=store) as client:
         assert client.upload(local, digest) == name
-    assert len(fake_comfy.records.uploads) == 2
+        assert len(fake_comfy.records.uploads) == 2
+        fake_comfy.restart(clear_uploads=True)
+        assert client.upload(local, digest) == name  # remembered: nothing is sent
+        client.forget_uploads()
+        assert client.upload(local, digest) == name
+    assert len(fake_comfy.records.uploads) == 3
+    assert (fake_comfy.dirs.input / name).is_file()
 
 
 def test_fake_node_errors_are_permanent_and_name_the_node(

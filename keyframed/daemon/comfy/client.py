@@ -28,7 +28,12 @@ import httpx
 import structlog
 
 from keyframed import __version__
-from keyframed.daemon.comfy.errors import ProtocolMismatch, mapped, summarise_node_errors
+from keyframed.daemon.comfy.errors import (
+    ProtocolMismatch,
+    is_transient_status,
+    mapped,
+    summarise_node_errors,
+)
 from keyframed.daemon.comfy.files import (
     UPLOAD_SUBFOLDER,
     load_name,
@@ -246,6 +251,16 @@ class ComfyClient:
             self._on_upload(sha256, name)
         return self._remember(sha256, name)
 
+    def forget_uploads(self) -> None:
+        """Forget which files this server has, so each is checked or sent again.
+
+        For when the server may have lost its input folder (a reinstall, a new machine behind
+        the same address): ComfyUI then rejects prompts with "Invalid image file".
+        """
+        with self._lock:
+            self._known.update(self._uploaded)
+            self._uploaded.clear()
+
     def _remember(self, sha256: str, name: str) -> str:
         with self._lock:
             self._uploaded[sha256] = name
@@ -261,11 +276,11 @@ class ComfyClient:
                 mapped(self.name, job),
                 self._http.stream("GET", "/view", params=params) as response,
             ):
-                # Only the status matters; the body is never read.
-                if response.status_code == 404:
-                    return False
-                response.raise_for_status()
-                return True
+                # Only the status matters; the body is never read. Anything but a success or a
+                # "try later" means the file is not usable there: upload it again.
+                if is_transient_status(response.status_code):
+                    response.raise_for_status()
+                return response.is_success
         raise AssertionError("unreachable: tenacity re-raises the last error")
 
     def _send_upload(self, local: Path, filename: str, job: str) -> str:
