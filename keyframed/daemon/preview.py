@@ -312,14 +312,29 @@ def _character(job: _Job) -> bytes:
     backdrop = mix(BACKDROP, tint, 0.12)
     canvas = Image.new("RGB", job.size, backdrop)
     identity = job.first("identity", "character") or job.primary()
-    figure = (0, 0, 0, 0)
-    if identity is not None:
-        figure = _place_figure(canvas, _stylise_rgba(cutout(identity), tint), job.size)
     pose = job.first("pose")
-    if pose is not None:
+    figure = (0, 0, 0, 0)
+    if identity is not None and pose is not None:
+        # The animatic's "pose transfer": the pose's figure in the character's colours, with
+        # the character itself as the inset, so start and end keyframes differ as poses do.
+        body = _recolour(cutout(pose), mean_colour(cutout(identity)))
+        figure = _place_figure(canvas, _stylise_rgba(body, tint), job.size)
+        _pose_inset(canvas, identity, job.size)
+    elif identity is not None:
+        figure = _place_figure(canvas, _stylise_rgba(cutout(identity), tint), job.size)
+    elif pose is not None:
         _pose_inset(canvas, pose, job.size)
     meta = json.dumps({"backdrop": hex_colour(backdrop), "figure": list(figure)})
     return png_bytes(_finish(job, canvas, job.artifact.recipe.prompt), {META_KEY: meta})
+
+
+def _recolour(fig: Image.Image, colour: RGB) -> Image.Image:
+    """Shade a cut-out figure in one colour, keeping its shape and light."""
+    grey = ImageOps.grayscale(fig.convert("RGB"))
+    dark = tuple(c // 4 for c in colour)
+    shaded = ImageOps.colorize(grey, black=dark, white=colour).convert("RGBA")
+    shaded.putalpha(fig.getchannel("A"))
+    return shaded
 
 
 def _place_figure(
@@ -467,9 +482,9 @@ def _video(job: _Job, fps: int, length: float) -> bytes:
     count = max(2, min(MAX_VIDEO_FRAMES, round(max(1, fps) * length)))
     top = overlay(job, job.artifact.recipe.prompt)
     frames = [
-        Image.alpha_composite(
+        _timeline(Image.alpha_composite(
             Image.blend(first, last, i / (count - 1)).convert("RGBA"), top
-        ).convert("RGB")
+        ).convert("RGB"), i / (count - 1))
         for i in range(count)
     ]
     buffer = io.BytesIO()
@@ -484,6 +499,16 @@ def _video(job: _Job, fps: int, length: float) -> bytes:
         method=4,
     )
     return buffer.getvalue()
+
+
+def _timeline(frame: Image.Image, done: float) -> Image.Image:
+    """A thin playhead along the bottom edge, so an animatic of two equal keyframes still plays."""
+    bar = max(2, frame.height // 100)
+    ImageDraw.Draw(frame).rectangle(
+        (0, frame.height - bar, round((frame.width - 1) * done), frame.height - 1),
+        fill=(239, 35, 60),
+    )
+    return frame
 
 
 def _duration(job: _Job, default: float) -> float:
