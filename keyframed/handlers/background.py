@@ -2,18 +2,10 @@
 
 from __future__ import annotations
 
-from keyframed.handlers.common import (
-    asset_input,
-    edit_models,
-    fill,
-    image_params,
-    lora_stack,
-    negative,
-    scene_style,
-)
+from keyframed.handlers.common import asset_input, edit_artifact, fill, scene_style
 from keyframed.handlers.context import PlanContext
 from keyframed.handlers.project import Project, Scene
-from keyframed.handlers.recipe import Artifact, InputRef, Recipe
+from keyframed.handlers.recipe import Artifact, InputRef
 
 
 def layer_path(scene: Scene) -> str:
@@ -53,26 +45,13 @@ def background_layer(
     scene: Scene, project: Project, ctx: PlanContext, chained: str | None
 ) -> Artifact:
     """The background layer: background reference + style reference, InStyle."""
-    s = ctx.settings
-    path = layer_path(scene)
     bg = project.assets.get("backgrounds", scene.background or "")
     style = scene_style(project, scene.style)
     inputs = [background_input(scene, project, ctx, chained)]
     if style is not None:
         inputs.append(asset_input(style, "style", ctx))
-    prompt = fill(s.prompts.background, description=bg.description if bg else "")
-    recipe = Recipe(
-        step="background",
-        template="qwen_background.json",
-        mode="edit",
-        prompt=ctx.with_note(path, prompt),
-        negative=negative(project, s),
-        inputs=tuple(inputs),
-        loras=lora_stack(s, pose=False, style=style is not None),
-        models=edit_models(s),
-        params=image_params(s),
-        seed=ctx.seed(path, scene.seed),
-        take=ctx.take(path),
-        backend_kind=s.backend_kind,
+    prompt = fill(ctx.settings.prompts.background, description=bg.description if bg else "")
+    return edit_artifact(
+        layer_path(scene), scene, project, ctx, kind="layer", step="background",
+        template="qwen_background.json", mode="edit", prompt=prompt, inputs=inputs, pose=False,
     )
-    return Artifact(path=path, kind="layer", scene=scene.number, recipe=recipe, gate="assets")

@@ -6,18 +6,10 @@ the character into it (qwen_anypose); without one, InStyle alone restyles it (qw
 
 from __future__ import annotations
 
-from keyframed.handlers.common import (
-    asset_input,
-    edit_models,
-    fill,
-    image_params,
-    lora_stack,
-    negative,
-    scene_style,
-)
+from keyframed.handlers.common import asset_input, edit_artifact, fill, scene_style
 from keyframed.handlers.context import PlanContext
 from keyframed.handlers.project import KeyframeName, Project, Scene
-from keyframed.handlers.recipe import Artifact, InputRef, Recipe
+from keyframed.handlers.recipe import Artifact, InputRef
 
 
 def layer_path(scene: Scene, which: KeyframeName, character: str) -> str:
@@ -31,7 +23,6 @@ def character_layer(
     scene: Scene, which: KeyframeName, character: str, project: Project, ctx: PlanContext
 ) -> Artifact:
     """The recipe of one character layer."""
-    s = ctx.settings
     path = layer_path(scene, which, character)
     identity = project.assets.get("characters", character)
     assert identity is not None, "validated before planning"
@@ -43,22 +34,15 @@ def character_layer(
         inputs.append(asset_input(pose, "pose", ctx))
     if style is not None:
         inputs.append(asset_input(style, "style", ctx))
-    template = s.prompts.anypose if pose is not None else s.prompts.character
-    recipe = Recipe(
-        step="character",
+    prompts = ctx.settings.prompts
+    template = prompts.anypose if pose is not None else prompts.character
+    return edit_artifact(
+        path, scene, project, ctx, kind="layer", step="character",
         template="qwen_anypose.json" if pose is not None else "qwen_instyle.json",
         mode="anypose" if pose is not None else "edit",
-        prompt=ctx.with_note(path, fill(template, description=identity.description)),
-        negative=negative(project, s),
-        inputs=tuple(inputs),
-        loras=lora_stack(s, pose=pose is not None, style=style is not None),
-        models=edit_models(s),
-        params=image_params(s),
-        seed=ctx.seed(path, scene.seed),
-        take=ctx.take(path),
-        backend_kind=s.backend_kind,
+        prompt=fill(template, description=identity.description), inputs=inputs,
+        pose=pose is not None,
     )
-    return Artifact(path=path, kind="layer", scene=scene.number, recipe=recipe, gate="assets")
 
 
 def character_layers(

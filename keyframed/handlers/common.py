@@ -3,8 +3,16 @@
 from __future__ import annotations
 
 from keyframed.handlers.context import PlanContext
-from keyframed.handlers.project import Asset, Project
-from keyframed.handlers.recipe import InputRef, LoraSpec, ParamValue
+from keyframed.handlers.project import Asset, Project, Scene
+from keyframed.handlers.recipe import (
+    Artifact,
+    ArtifactKind,
+    InputRef,
+    LoraSpec,
+    ParamValue,
+    Recipe,
+    Step,
+)
 from keyframed.settings import Settings
 
 
@@ -87,3 +95,31 @@ def fill(template: str, **values: str) -> str:
     while ". ." in text or ".." in text or " ." in text:
         text = text.replace(". .", ".").replace("..", ".").replace(" .", ".")
     return " ".join(text.split()).strip(". ") + "."
+
+
+def edit_artifact(
+    path: str, scene: Scene, project: Project, ctx: PlanContext, *, kind: ArtifactKind,
+    step: Step, template: str, mode: str, prompt: str, inputs: list[InputRef], pose: bool,
+) -> Artifact:
+    """A Qwen-Image-Edit artifact of a scene, gated on ``assets.approved``.
+
+    Every edit step shares the models, sampling, negative prompt, seed, take and backend; the
+    LoRA stack follows the plan's order, with InStyle whenever a style reference is an input.
+    """
+    s = ctx.settings
+    style = any(i.role == "style" for i in inputs)
+    recipe = Recipe(
+        step=step,
+        template=template,
+        mode=mode,
+        prompt=ctx.with_note(path, prompt),
+        negative=negative(project, s),
+        inputs=tuple(inputs),
+        loras=lora_stack(s, pose=pose, style=style),
+        models=edit_models(s),
+        params=image_params(s),
+        seed=ctx.seed(path, scene.seed),
+        take=ctx.take(path),
+        backend_kind=s.backend_kind,
+    )
+    return Artifact(path=path, kind=kind, scene=scene.number, recipe=recipe, gate="assets")

@@ -7,10 +7,10 @@ style reference.
 
 from __future__ import annotations
 
-from keyframed.handlers.common import edit_models, fill, image_params, lora_stack, negative
+from keyframed.handlers.common import edit_artifact, fill
 from keyframed.handlers.context import PlanContext
 from keyframed.handlers.project import KeyframeName, Project, Scene
-from keyframed.handlers.recipe import Artifact, InputRef, Recipe
+from keyframed.handlers.recipe import Artifact, InputRef
 
 
 def keyframe_path(scene: Scene, which: KeyframeName) -> str:
@@ -27,25 +27,12 @@ def composite(
     ctx: PlanContext,
 ) -> Artifact:
     """The keyframe: background layer + character layer(s), "Place character naturally…"."""
-    s = ctx.settings
-    path = keyframe_path(scene, which)
     inputs = [InputRef(path=background.path, role="background", artifact=True)]
     inputs += [InputRef(path=c.path, role="character", artifact=True) for c in characters]
-    prompt = fill(
-        s.prompts.composite, expression=scene.frame(which).description, camera=scene.camera
+    prompt = fill(ctx.settings.prompts.composite, expression=scene.frame(which).description,
+                  camera=scene.camera)
+    return edit_artifact(
+        keyframe_path(scene, which), scene, project, ctx, kind="keyframe", step="composite",
+        template="qwen_composite.json", mode="composite", prompt=prompt, inputs=inputs,
+        pose=False,
     )
-    recipe = Recipe(
-        step="composite",
-        template="qwen_composite.json",
-        mode="composite",
-        prompt=ctx.with_note(path, prompt),
-        negative=negative(project, s),
-        inputs=tuple(inputs),
-        loras=lora_stack(s, pose=False, style=False),
-        models=edit_models(s),
-        params=image_params(s),
-        seed=ctx.seed(path, scene.seed),
-        take=ctx.take(path),
-        backend_kind=s.backend_kind,
-    )
-    return Artifact(path=path, kind="keyframe", scene=scene.number, recipe=recipe, gate="assets")

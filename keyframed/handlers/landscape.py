@@ -5,15 +5,7 @@ keyframe-end as an edit of keyframe-start, and a copy of keyframe-start as the b
 from __future__ import annotations
 
 from keyframed.handlers.background import background_input, layer_path
-from keyframed.handlers.common import (
-    asset_input,
-    edit_models,
-    fill,
-    image_params,
-    lora_stack,
-    negative,
-    scene_style,
-)
+from keyframed.handlers.common import asset_input, edit_artifact, fill, scene_style
 from keyframed.handlers.composite import keyframe_path
 from keyframed.handlers.context import PlanContext
 from keyframed.handlers.project import Project, Scene
@@ -24,23 +16,11 @@ def _edit(
     path: str, step: Step, prompt: str, inputs: list[InputRef], scene: Scene,
     project: Project, ctx: PlanContext, template: str = "qwen_background.json",
 ) -> Artifact:
-    s = ctx.settings
-    has_style = any(i.role == "style" for i in inputs)
-    recipe = Recipe(
-        step=step,
-        template=template,
-        mode="landscape" if step == "landscape" else "edit",
-        prompt=ctx.with_note(path, prompt),
-        negative=negative(project, s),
-        inputs=tuple(inputs),
-        loras=lora_stack(s, pose=False, style=has_style),
-        models=edit_models(s),
-        params=image_params(s),
-        seed=ctx.seed(path, scene.seed),
-        take=ctx.take(path),
-        backend_kind=s.backend_kind,
+    return edit_artifact(
+        path, scene, project, ctx, kind="keyframe", step=step, template=template,
+        mode="landscape" if step == "landscape" else "edit", prompt=prompt, inputs=inputs,
+        pose=False,
     )
-    return Artifact(path=path, kind="keyframe", scene=scene.number, recipe=recipe, gate="assets")
 
 
 def _style_inputs(scene: Scene, project: Project, ctx: PlanContext) -> list[InputRef]:
