@@ -35,6 +35,7 @@ from keyframed.daemon.snapshot import Snapshot, take_snapshot
 from keyframed.daemon.store import Job
 from keyframed.errors import ConfigError, ProjectError
 from keyframed.handlers.composite import keyframe_path
+from keyframed.handlers.graph import closure
 from keyframed.handlers.modes import Mode, detect_mode
 from keyframed.handlers.project import KeyframeName, Project, Scene
 from keyframed.handlers.recipe import Artifact
@@ -158,22 +159,6 @@ def copy_folder(root: Path, scene: Scene, output_dir: Path) -> Path | None:
 # -- running -----------------------------------------------------------------------------------
 
 
-def closure(artifacts: list[Artifact], target: str) -> list[Artifact]:
-    """The target and everything it is made from, in the given (build) order."""
-    by_path = {a.path: a for a in artifacts}
-    todo, seen = [target], set()
-    while todo:
-        path = todo.pop()
-        if path in seen or path not in by_path:
-            continue
-        seen.add(path)
-        todo.extend(by_path[path].deps)
-    # Copy steps of what is built here (a landscape's keyframe-start kept as its layer).
-    copies = {a.path for a in artifacts if a.recipe.step == "copy"
-              and a.recipe.inputs and a.recipe.inputs[0].path in seen}
-    return [a for a in artifacts if a.path in seen | copies]
-
-
 def build(req: Request, settings: Settings, timeout: float | None) -> Outcome:
     """Run the reconcile loop for the keyframe until it is built, fails or cannot be."""
     rec = Reconciler(req.root, settings, targets=frozenset({req.target}))
@@ -182,7 +167,7 @@ def build(req: Request, settings: Settings, timeout: float | None) -> Outcome:
         first = take_snapshot(req.root, settings, rec.store, record=False)
         if not first.ok:
             raise ProjectError(first.diagnostics)
-        wanted = closure(first.artifacts, req.target)
+        wanted = closure(first.artifacts, {req.target})
         before = _retry_failed(rec, {a.path for a in wanted})
         problems = _drive(rec, req.root, settings, timeout)
         final = rec.snapshot or first

@@ -29,6 +29,7 @@ from keyframed.daemon.snapshot import Snapshot, take_snapshot
 from keyframed.daemon.status import StatusWriter, artifact_state
 from keyframed.daemon.store import Job, JobStore, Store
 from keyframed.errors import ComfyPermanentError, KeyframedError, OutputError, TemplateError
+from keyframed.handlers.graph import closure
 from keyframed.handlers.plan import PlanItem
 from keyframed.handlers.schedule import Slot, Want, assign, stack_key
 from keyframed.settings import Settings
@@ -218,15 +219,7 @@ class Reconciler:
         """The target artifacts and everything they are made from, or None for all."""
         if self.targets is None:
             return None
-        by_path = {a.path: a for a in snap.artifacts}
-        todo, seen = list(self.targets), set()
-        while todo:
-            path = todo.pop()
-            if path in seen or path not in by_path:
-                continue
-            seen.add(path)
-            todo.extend(by_path[path].deps)
-        return seen
+        return {a.path for a in closure(snap.artifacts, self.targets)}
 
     def _sync_jobs(self, snap: Snapshot, result: PassResult) -> None:
         wanted = self._wanted(snap)

@@ -72,3 +72,22 @@ def dependents(artifacts: Iterable[Artifact]) -> dict[str, list[str]]:
         for dep in art.deps:
             out.setdefault(dep, []).append(art.path)
     return out
+
+
+def closure(artifacts: list[Artifact], targets: Iterable[str]) -> list[Artifact]:
+    """The targets and everything they are made from, in the given (build) order.
+
+    A copy step whose source is included comes along (a landscape's keyframe-start is kept as
+    its background layer).
+    """
+    by_path = {a.path: a for a in artifacts}
+    todo, seen = list(targets), set()
+    while todo:
+        path = todo.pop()
+        if path in seen or path not in by_path:
+            continue
+        seen.add(path)
+        todo.extend(by_path[path].deps)
+    copies = {a.path for a in artifacts if a.recipe.step == "copy"
+              and a.recipe.inputs and a.recipe.inputs[0].path in seen}
+    return [a for a in artifacts if a.path in seen | copies]
