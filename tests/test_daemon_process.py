@@ -109,3 +109,20 @@ def test_kill_9_at_random_moments_loses_nothing_and_runs_nothing_twice(
     assert executions and max(executions.values()) == 1, executions
     assert max(submission_counts(server).values()) == 1
     assert_sound(root)
+
+
+def test_a_second_daemon_on_the_same_project_is_refused(tmp_path: Path) -> None:
+    from tests.planning import copy_sample
+
+    root = copy_sample(tmp_path / "p")
+    first = start_watch(root, tmp_path / "first.log")
+    try:
+        assert wait_for(lambda: f'"pid": {first.pid}' in _status(root), timeout=30)
+        env = {**os.environ, "KEYFRAMED_CONFIG": str(root / "none")}
+        second = subprocess.run([*CLI, "run", str(root)], capture_output=True, text=True,
+                                env=env, timeout=60, check=False)
+        assert second.returncode == 1
+        assert f"pid {first.pid}" in second.stderr and "already working" in second.stderr
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.wait(timeout=10)

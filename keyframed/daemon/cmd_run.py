@@ -54,7 +54,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"keyframed: {exc}", file=sys.stderr)
         return 1
     try:
-        rec.start()
+        try:
+            rec.start()
+        except StoreError as exc:
+            print(f"keyframed: {exc}", file=sys.stderr)
+            return 1
         snap = rec.run_until_idle(timeout=args.timeout)
         rec.status.state = "idle"
         if snap is not None:

@@ -88,8 +88,7 @@ class Daemon:
         notify.ready()
 
     def serve(self) -> None:
-        """Run until SIGTERM/SIGINT."""
-        self.rec.start()
+        """Run until SIGTERM/SIGINT (the reconciler is started by the caller)."""
         self.watcher.start()
         self._pass()
         notify.ready()
@@ -148,6 +147,7 @@ def run(args: argparse.Namespace) -> int:
     with Signals(wake=wake.set) as signals:
         try:
             daemon = Daemon(root, settings, signals, wake)
+            daemon.rec.start()
         except StoreError as exc:
             print(f"keyframed: {exc}", file=sys.stderr)
             return 1

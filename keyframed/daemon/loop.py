@@ -23,6 +23,7 @@ from pathlib import Path
 import structlog
 
 from keyframed.daemon.backends import Backend, make_backends
+from keyframed.daemon.lock import ProjectLock
 from keyframed.daemon.outputs import UserFileError, commit_output, heal_pending, sweep_temp
 from keyframed.daemon.sheets import SheetWriter
 from keyframed.daemon.snapshot import Snapshot, take_snapshot
@@ -77,6 +78,7 @@ class Reconciler:
         self.root = root
         self.settings = settings
         self.store = store or Store.for_project(root)
+        self.lock = ProjectLock(root / ".keyframed")
         self.jobs = JobStore(self.store)
         self.clock = clock
         self.wake = wake or threading.Event()
@@ -99,6 +101,7 @@ class Reconciler:
     def start(self) -> None:
         """Heal interrupted writes and put jobs a crash left in flight back in line."""
         (self.root / ".keyframed").mkdir(exist_ok=True)
+        self.lock.acquire()
         healed = heal_pending(self.root, self.store)
         sweep_temp(self.root)
         for job in self.jobs.live():
@@ -115,6 +118,7 @@ class Reconciler:
         for backend in self.backends.values():
             backend.close()
         self.store.close()
+        self.lock.release()
 
     def _ensure_backends(self, snap: Snapshot) -> None:
         if self.backends:
