@@ -29,7 +29,13 @@ from keyframed.daemon.sheets import SheetWriter
 from keyframed.daemon.snapshot import Snapshot, take_snapshot
 from keyframed.daemon.status import StatusWriter, artifact_state
 from keyframed.daemon.store import Job, JobStore, Store
-from keyframed.errors import ComfyPermanentError, KeyframedError, OutputError, TemplateError
+from keyframed.errors import (
+    ComfyExecutionError,
+    ComfyPermanentError,
+    KeyframedError,
+    OutputError,
+    TemplateError,
+)
 from keyframed.handlers.graph import closure
 from keyframed.handlers.plan import PlanItem
 from keyframed.handlers.schedule import Slot, Want, assign, stack_key
@@ -193,6 +199,11 @@ class Reconciler:
         attempts = job.attempts + 1
         permanent = isinstance(error, PERMANENT) or not isinstance(error, KeyframedError)
         message = f"{type(error).__name__}: {error}"
+        if isinstance(error, ComfyExecutionError) and not (job.error or "").startswith(
+                f"{type(error).__name__}:"):
+            # Only an execution error that repeats is final (a server that ran out of memory
+            # once may well succeed); the backend runs the retry under a new prompt id.
+            permanent = False
         if permanent or attempts >= self.settings.run.max_attempts:
             self.jobs.set_state(job.id, "failed", attempts=attempts, error=message)
             result.failed.append(job.path)
@@ -258,7 +269,9 @@ class Reconciler:
     def _supports(self, backend: Backend, item: PlanItem) -> bool:
         recipe = item.artifact.recipe
         key = (backend.name, f"{stack_key(recipe)}:{len(recipe.inputs)}")
-        if not self._support_cache.get(key):
+        # What a server offers is cached, but a backend that is down is asked again each time:
+        # it takes no job until it has answered a probe.
+        if not self._support_cache.get(key) or not backend.health().get("up", True):
             self._support_cache[key] = backend.supports(item.artifact)
         return self._support_cache[key]
 
@@ -305,6 +318,7 @@ class Reconciler:
             if value - last[0] >= 0.05 or value >= 1.0:
                 last[0] = value
                 self.jobs.progress(job.id, value)
+                self.wake.set()  # a pass refreshes status.json with the new progress
 
         try:
             self.jobs.set_state(job.id, "running", backend=backend.name)
@@ -353,8 +367,14 @@ class Reconciler:
         self._support_cache.clear()
 
     def next_due(self) -> float:
-        """Public form of :meth:`_next_due` for the watch loop."""
-        return self._next_due()
+        """Seconds until a job waiting on backoff becomes ready; the resync interval if none.
+
+        An idle daemon therefore sleeps until an event, a backoff or the periodic resync,
+        instead of polling.
+        """
+        now = self.clock()
+        waits = [j.not_before - now for j in self.jobs.live() if j.not_before > now]
+        return max(0.01, min([self.settings.watch.resync_s, *waits]))
 
     def _next_due(self) -> float:
         """Seconds until a job waiting on backoff becomes ready (capped)."""
