@@ -563,15 +563,15 @@ def test_video_downloads_check_the_container(tmp_path: Path, head: bytes, ok: bo
 def test_server_file_names_never_become_paths(tmp_path: Path) -> None:
     server = MiniComfy()
     client, recorder = make_client(server)
-    evil = {"filename": "../../../escape.png", "subfolder": "../..", "type": "output"}
+    odd = {"filename": "..%2F..%2Fescape.png", "subfolder": "", "type": "output"}
     with client:
-        client.download(evil, tmp_path / "out.png", expect="image", max_bytes=1 << 20)
+        client.download(odd, tmp_path / "out.png", expect="image", max_bytes=1 << 20)
         with pytest.raises(ComfyPermanentError, match="type"):
             client.download(
-                {**evil, "type": "../x"}, tmp_path / "b.png", expect="image", max_bytes=1 << 20
+                {**odd, "type": "../x"}, tmp_path / "b.png", expect="image", max_bytes=1 << 20
             )
     assert [p.name for p in tmp_path.iterdir()] == ["out.png"]
-    assert recorder.requests[0].url.params["filename"] == "../../../escape.png"
+    assert recorder.requests[0].url.params["filename"] == "..%2F..%2Fescape.png"
 
 
 # -- cancel ------------------------------------------------------------------------------
@@ -645,10 +645,10 @@ def test_prompt_ids_are_stable_uuids_per_take_and_attempt() -> None:
 def _run(client: ComfyClient, dest: Path, time: FakeTime | None = None, **kwargs: Any) -> Any:
     time = time or FakeTime()
     kwargs.setdefault("max_lost_resubmits", 1)
+    kwargs.setdefault("prompt_id", PID)
     return run_job(
         client,
         prompt={"9": {"class_type": "SaveImage", "inputs": {}}},
-        prompt_id=PID,
         dest=dest,
         expect="image",
         size=(64, 48),
@@ -743,10 +743,10 @@ def test_run_job_reports_the_execution_error(
 ) -> None:
     recorded = transcripts("prompt_qwen_models_empty_execution_error")["history"]["body"]
     server = MiniComfy()
-    server.history = {PID: next(iter(recorded.values()))}
+    server.history = recorded
     client, _ = make_client(server)
     with client, pytest.raises(ComfyExecutionError) as info:
-        _run(client, tmp_path / "k.png")
+        _run(client, tmp_path / "k.png", prompt_id=next(iter(recorded)))
     assert (info.value.node_id, info.value.node_type) == ("4", "VAELoader")
     assert "header too small" in str(info.value) and "node 4 (VAELoader)" in str(info.value)
     assert server.posts == []
@@ -1078,9 +1078,10 @@ def test_fake_hostile_output_names_stay_on_the_server(
 ) -> None:
     fake_comfy.faults.hostile_output_name = "../../../../escape.png"
     dest = tmp_path / "out" / "k.png"
-    with fake_client(fake_comfy) as client, pytest.raises(ComfyPermanentError, match="HTTP 400"):
+    with fake_client(fake_comfy) as client, pytest.raises(ComfyPermanentError):
         run_fake(client, image_graph(), dest)
     assert list(tmp_path.rglob("*")) == []
+    assert not (fake_comfy.dirs.output.parent / "escape.png").exists()
 
 
 def test_fake_video_output(fake_comfy: FakeComfy, tmp_path: Path) -> None:
