@@ -1,13 +1,18 @@
 """Keep ``scene-XX/contact-sheet.png`` and ``storyboard.png`` in step with the project.
 
 A sheet is redrawn only when something on it changed (a tile's file, state or approval), so a
-quiet daemon draws nothing. Drawing is :mod:`keyframed.daemon.contact`'s job; this module only
-decides the tiles.
+quiet daemon draws nothing. While jobs are queued or running, a sheet is redrawn at most once
+per :data:`BUSY_MIN_S`, and at most once per :data:`BUSY_COST_FACTOR` times what its last
+drawing took: drawing happens in the reconcile loop, and redrawing the storyboard on every
+finished job kept the loop, and so the servers, waiting (bench/throughput.py). The settled
+state (nothing queued or running) is always drawn at once. Drawing is
+:mod:`keyframed.daemon.contact`'s job; this module only decides the tiles and when.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -24,6 +29,9 @@ log = structlog.get_logger(__name__)
 SCENE_SHEET = "contact-sheet.png"
 STORYBOARD = "storyboard.png"
 StateOf = Callable[[PlanItem], str]
+BUSY_MIN_S = 2.0
+BUSY_COST_FACTOR = 10.0
+ACTIVE_STATES = frozenset({"queued", "running"})
 
 
 def _caption(item: PlanItem) -> str:
@@ -55,10 +63,13 @@ def scene_tiles(snap: Snapshot, scene: int, state_of: StateOf) -> list[contact.T
 class SheetWriter:
     """Draws the sheets of one project when they change."""
 
-    def __init__(self, root: Path, max_pixels: int) -> None:
+    def __init__(self, root: Path, max_pixels: int,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.root = root
         self.max_pixels = max_pixels
+        self._clock = clock
         self._keys: dict[str, str] = {}
+        self._not_before: dict[str, float] = {}  # while busy: no redraw of a sheet before this
 
     def _key(self, snap: Snapshot, tiles: list[contact.Tile], label: str) -> str:
         parts = [(label, t.caption, t.state, t.approved,
@@ -71,24 +82,27 @@ class SheetWriter:
         if not snap.ok or snap.project is None:
             return []
         written: list[str] = []
-        rows: list[tuple[str, list[contact.Tile]]] = []
-        for scene in sorted(snap.project.scenes, key=lambda s: s.number):
-            tiles = scene_tiles(snap, scene.number, state_of)
-            label = f"Scene {scene.number}: {scene.title}"
-            rows.append((label, tiles))
+        scenes = sorted(snap.project.scenes, key=lambda s: s.number)
+        rows = [(f"Scene {scene.number}: {scene.title}", scene_tiles(snap, scene.number, state_of))
+                for scene in scenes]
+        busy = any(t.state in ACTIVE_STATES for _, tiles in rows for t in tiles)
+        for scene, (label, tiles) in zip(scenes, rows, strict=True):
             rel = f"{scene.folder}/{SCENE_SHEET}"
-            if self._changed(rel, self._key(snap, tiles, label)):
+            if self._changed(rel, self._key(snap, tiles, label), busy):
                 self._draw(rel, partial(contact.scene_sheet, label, tiles,
                                         max_pixels=self.max_pixels), written)
         key = json.dumps([self._key(snap, t, lb) for lb, t in rows])
-        if self._changed(STORYBOARD, key):
+        if self._changed(STORYBOARD, key, busy):
             self._draw(STORYBOARD, partial(contact.storyboard, rows, max_pixels=self.max_pixels),
                        written)
         return written
 
-    def _changed(self, rel: str, key: str) -> bool:
+    def _changed(self, rel: str, key: str, busy: bool = False) -> bool:
+        """True when the sheet must be drawn now (its key is then taken as drawn)."""
         if self._keys.get(rel) == key and (self.root / rel).is_file():
             return False
+        if busy and self._clock() < self._not_before.get(rel, 0.0):
+            return False  # drawn later: its key stays old, so it still counts as changed
         self._keys[rel] = key
         return True
 
@@ -96,8 +110,12 @@ class SheetWriter:
         target = self.root / rel
         if not target.parent.is_dir():
             target.parent.mkdir(parents=True, exist_ok=True)
+        started = self._clock()
         try:
-            atomic_write(target, render())
+            data = render()
+            took = self._clock() - started
+            self._not_before[rel] = started + max(BUSY_MIN_S, BUSY_COST_FACTOR * took)
+            atomic_write(target, data)
         except (OutputError, OSError) as exc:
             self._keys.pop(rel, None)
             log.warning("sheet_failed", sheet=rel, error=str(exc))
