@@ -1,0 +1,247 @@
+"""Throughput against 1, 2 and 4 simulated ComfyUI servers with 200 ms jobs (DESIGN.md §9).
+
+``python -m bench.throughput [--scenes 50] [--servers 1,2,4] [--job-ms 200]``
+
+For each server count: fake ComfyUI servers (in this process) that take ``--job-ms`` of
+wall time per prompt, a generated project (:mod:`bench.gen`, ~50 scenes, about 300 jobs,
+``approval = "auto"``) wired to them, and ``python -m keyframed run DIR`` as a subprocess
+building it from nothing. Measured:
+
+* makespan: first execution start to last execution end on the servers (and the whole
+  command's wall time), against the ideal bound max(jobs x job time / servers, longest
+  dependency chain x job time);
+* idle gaps on each server between its jobs (server-side execution start/end times);
+* daemon CPU per job: the child's user+system CPU (``getrusage(RUSAGE_CHILDREN)``), less
+  that of a second, no-op run (start-up and one pass), divided by the jobs;
+* bytes uploaded against distinct bytes, and the most uploads of one file to one server;
+* model-stack switches (consecutive jobs on a server with a different set of loader nodes:
+  models and LoRAs with strengths) against the least possible for the jobs each server ran,
+  and the model loads the fake counted.
+
+Targets: makespan within 5 % of the ideal bound; CPU per job <= 5 ms; every reference image
+uploaded once per server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import resource
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from bench.fake_farm import (
+    CLI,
+    daemon_env,
+    fake_servers,
+    percentile,
+    save_results,
+    scratch,
+    table,
+    write_config,
+)
+from bench.gen import generate_project
+from tests.fakecomfy.server import FakeComfy
+
+LOADER_HINT = "Loader"
+MAKESPAN_SLACK = 0.05
+CPU_MS_TARGET = 5.0
+
+
+def child_cpu() -> float:
+    """User + system CPU seconds of all waited-for children so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_keyframed(root: Path, timeout: float) -> tuple[float, float, str]:
+    """``keyframed run DIR``: (wall seconds, CPU seconds, output)."""
+    cpu0, wall0 = child_cpu(), time.monotonic()
+    done = subprocess.run([*CLI, "run", str(root), "--timeout", str(timeout)],
+                          env=daemon_env(root), capture_output=True, text=True,
+                          timeout=timeout + 60, check=False)
+    wall, cpu = time.monotonic() - wall0, child_cpu() - cpu0
+    if done.returncode != 0:
+        raise SystemExit(f"bench: keyframed run failed ({done.returncode}):\n"
+                         f"{done.stdout}{done.stderr[-4000:]}")
+    return wall, cpu, done.stdout.strip()
+
+
+def critical_path(root: Path) -> tuple[int, int]:
+    """(jobs on the longest dependency chain, artifacts sent to a server) of the project."""
+    from keyframed.daemon.config import load_settings
+    from keyframed.daemon.snapshot import take_snapshot
+    from keyframed.daemon.store import Store
+
+    store = Store.for_project(root)
+    try:
+        snap = take_snapshot(root, load_settings(root, env={}), store)
+    finally:
+        store.close()
+    if not snap.ok:
+        raise SystemExit(f"bench: the generated project has errors: {snap.diagnostics[:3]}")
+    by_path = {a.path: a for a in snap.artifacts}
+    depth: dict[str, int] = {}
+
+    def chain(path: str) -> int:
+        if path not in depth:
+            art = by_path[path]
+            own = 0 if art.recipe.step == "copy" else 1
+            depth[path] = own + max((chain(d) for d in art.deps if d in by_path), default=0)
+        return depth[path]
+
+    longest = max((chain(p) for p in by_path), default=0)
+    jobs = sum(1 for a in snap.artifacts if a.recipe.step != "copy")
+    return longest, jobs
+
+
+def spans(server: FakeComfy) -> list[tuple[str, float, float]]:
+    """(prompt_id, start, end) of each execution, in start order (time.time() seconds)."""
+    history = server.history()
+    out = []
+    for prompt_id, start in server.records.execution_starts:
+        messages = history.get(prompt_id, {}).get("status", {}).get("messages", [])
+        ends = [m[1]["timestamp"] / 1000 for m in messages
+                if m[0] in ("execution_success", "execution_error", "execution_interrupted")]
+        out.append((prompt_id, start, max(ends) if ends else start))
+    return out
+
+
+def stack_of(prompt: dict[str, Any]) -> tuple[Any, ...]:
+    """The loader nodes of a prompt with their literal inputs: models, LoRAs, strengths."""
+    loaders = []
+    for node in prompt.values():
+        if LOADER_HINT in str(node.get("class_type", "")):
+            literal = sorted((k, v) for k, v in node.get("inputs", {}).items()
+                             if not isinstance(v, list))
+            loaders.append((node["class_type"], tuple(literal)))
+    return tuple(sorted(loaders))
+
+
+def server_figures(server: FakeComfy, first: float, last: float) -> dict[str, Any]:
+    """Busy time, idle gaps, uploads and stack switches of one server."""
+    runs = spans(server)
+    bodies = {p.prompt_id: p.body["prompt"] for p in server.records.prompts}
+    gaps = [b[1] - a[2] for a, b in itertools.pairwise(runs)]
+    busy = sum(end - start for _, start, end in runs)
+    stacks = [stack_of(bodies[pid]) for pid, _, _ in runs if pid in bodies]
+    switches = sum(1 for a, b in itertools.pairwise(stacks) if a != b)
+    uploads = server.records.uploads
+    per_file = Counter(u.sha256 for u in uploads)
+    return {
+        "jobs": len(runs), "busy_s": busy,
+        "idle_s": (last - first) - busy,
+        "gap_sum_s": sum(max(0.0, g) for g in gaps),
+        "gap_p50_ms": percentile(gaps, 50) * 1000, "gap_p90_ms": percentile(gaps, 90) * 1000,
+        "gap_max_ms": max(gaps, default=0.0) * 1000,
+        "lead_s": (runs[0][1] - first) if runs else 0.0,
+        "tail_s": (last - runs[-1][2]) if runs else 0.0,
+        "stack_switches": switches, "stack_min": max(0, len(set(stacks)) - 1),
+        "stacks": len(set(stacks)), "model_loads": len(server.records.model_loads),
+        "uploads": len(uploads), "upload_bytes": sum(u.size for u in uploads),
+        "distinct_bytes": sum({u.sha256: u.size for u in uploads}.values()),
+        "max_uploads_per_file": max(per_file.values(), default=0),
+    }
+
+
+def one_setup(base: Path, count: int, scenes: int, seed: int, job_s: float,
+              max_in_flight: int) -> dict[str, Any]:
+    """Build a fresh project against ``count`` servers and measure."""
+    with fake_servers(count, base / "servers", job_seconds=job_s) as servers:
+        root = base / "project"
+        generate_project(root, scenes, seed=seed, backend="comfyui",
+                         comfy_urls=[s.url for s in servers])
+        write_config(root, servers, approval="auto", max_in_flight=max_in_flight)
+        wall, cpu, summary = run_keyframed(root, timeout=900)
+        noop_wall, noop_cpu, _ = run_keyframed(root, timeout=300)
+        all_runs = [r for s in servers for r in spans(s)]
+        first = min(r[1] for r in all_runs)
+        last = max(r[2] for r in all_runs)
+        per_server = {f"gpu{n}": server_figures(s, first, last) for n, s in enumerate(servers)}
+        executions: Counter[str] = Counter()
+        for server in servers:
+            executions.update(server.records.executions)
+    longest, planned = critical_path(root)
+    jobs = len(all_runs)
+    ideal = max(jobs * job_s / count, longest * job_s)
+    makespan = last - first
+    return {
+        "servers": count, "max_in_flight": max_in_flight, "jobs": jobs,
+        "planned_jobs": planned, "critical_path_jobs": longest, "ideal_s": ideal,
+        "makespan_s": makespan, "over_ideal": makespan / ideal - 1, "wall_s": wall,
+        "cpu_s": cpu, "noop_cpu_s": noop_cpu, "noop_wall_s": noop_wall,
+        "cpu_ms_per_job": (cpu - noop_cpu) / jobs * 1000 if jobs else float("nan"),
+        "cpu_ms_per_job_gross": cpu / jobs * 1000 if jobs else float("nan"),
+        "executed_twice": sum(1 for n in executions.values() if n > 1),
+        "summary": summary, "per_server": per_server,
+    }
+
+
+def print_results(results: list[dict[str, Any]]) -> None:
+    """The tables."""
+    rows = [[f"{r['servers']} x{r['max_in_flight']}", r["jobs"], r["critical_path_jobs"],
+             r["ideal_s"], r["makespan_s"], f"{r['over_ideal'] * 100:+.0f} %", r["wall_s"],
+             r["cpu_ms_per_job"], r["cpu_ms_per_job_gross"], r["executed_twice"]]
+            for r in results]
+    print(table(["servers x in-flight", "jobs", "chain", "ideal s", "makespan s", "vs ideal",
+                 "wall s", "CPU ms/job", "gross", "run twice"], rows))
+    rows = []
+    for r in results:
+        for name, s in r["per_server"].items():
+            rows.append([f"{r['servers']} x{r['max_in_flight']} {name}", s["jobs"], s["busy_s"],
+                         s["idle_s"], s["gap_p50_ms"], s["gap_p90_ms"], s["gap_max_ms"],
+                         f"{s['stack_switches']}/{s['stack_min']}", s["model_loads"],
+                         f"{s['upload_bytes']}/{s['distinct_bytes']}",
+                         s["max_uploads_per_file"]])
+    print()
+    print(table(["server", "jobs", "busy s", "idle s", "gap p50 ms", "gap p90 ms", "gap max ms",
+                 "switches/min", "loads", "upload B/distinct B", "max up/file"], rows))
+
+
+def verdict(results: list[dict[str, Any]]) -> None:
+    """Say which targets were met."""
+    for r in results:
+        ok_span = r["over_ideal"] <= MAKESPAN_SLACK
+        ok_cpu = r["cpu_ms_per_job"] <= CPU_MS_TARGET
+        ok_up = all(s["max_uploads_per_file"] <= 1 for s in r["per_server"].values())
+        print(f"{r['servers']} server(s) x{r['max_in_flight']}: makespan within 5 %: "
+              f"{'met' if ok_span else 'MISSED'}; CPU/job <= 5 ms: "
+              f"{'met' if ok_cpu else 'MISSED'}; each file uploaded once per server: "
+              f"{'met' if ok_up else 'MISSED'}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark."""
+    parser = argparse.ArgumentParser(prog="python -m bench.throughput", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scenes", type=int, default=50)
+    parser.add_argument("--servers", default="1,2,4", help="server counts (1,2,4)")
+    parser.add_argument("--in-flight", default="1", help="max_in_flight values to try (1)")
+    parser.add_argument("--job-ms", type=float, default=200.0)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--keep", action="store_true", help="keep the scratch folder")
+    args = parser.parse_args(argv)
+    started = time.monotonic()
+    results = []
+    with scratch("kf-bench-throughput-", args.keep) as base:
+        for depth in (int(x) for x in args.in_flight.split(",")):
+            for count in (int(x) for x in args.servers.split(",")):
+                print(f"{count} server(s), max_in_flight {depth} ...", flush=True)
+                results.append(one_setup(base / f"s{count}-f{depth}", count, args.scenes,
+                                         args.seed, args.job_ms / 1000, depth))
+    print(f"\n{args.scenes} scenes, {args.job_ms:g} ms jobs")
+    print_results(results)
+    verdict(results)
+    path = save_results("throughput", {"scenes": args.scenes, "job_ms": args.job_ms,
+                                       "results": results,
+                                       "seconds": round(time.monotonic() - started, 1)})
+    print(f"wrote {path} in {time.monotonic() - started:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
