@@ -16,13 +16,14 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
+import httpx
 import structlog
 
 from keyframed.daemon import preview, templates
-from keyframed.daemon.comfy.client import ComfyClient
+from keyframed.daemon.comfy.client import DEFAULT_DEADLINE, ComfyClient
 from keyframed.daemon.comfy.info import ServerInfo
 from keyframed.daemon.comfy.prompt_ids import prompt_id_for
-from keyframed.daemon.comfy.run import run_job
+from keyframed.daemon.comfy.run import DEFAULT_MAX_BYTES, run_job
 from keyframed.daemon.comfy.state import Failed
 from keyframed.daemon.fsio import sha256_file
 from keyframed.daemon.store import Store
@@ -122,11 +123,15 @@ class ComfyBackend:
         self.store = store
         self.project_id = project_id
         self.client = client or ComfyClient(config.url, name=config.name,
-                                            token=env.get(config.token_env) or None)
+                                            token=env.get(config.token_env) or None,
+                                            timeout=_timeouts(config.timeout_s),
+                                            request_deadline=min(DEFAULT_DEADLINE,
+                                                                 config.timeout_s))
         self._info: ServerInfo | None = None
         self._info_at = 0.0
         self._lock = threading.Lock()
         self.down_until = 0.0
+        self.retry_at = 0.0
         self.failures = 0
         self.last_error = ""
 
@@ -147,25 +152,46 @@ class ComfyBackend:
             return self._info
 
     def mark_down(self, why: str) -> None:
-        """Take the backend out of rotation with exponential backoff (capped at 5 min)."""
+        """Take the backend out of rotation until a probe after the backoff answers.
+
+        The backoff is the job retries' (``run.retry_initial_s`` doubling up to
+        ``run.retry_max_s``): a server that comes back is used again within that time.
+        """
+        run = self.settings.run
         self.failures += 1
         self.last_error = why
-        self.down_until = time.monotonic() + min(300.0, 2.0 ** min(self.failures, 8))
-        log.warning("backend_down", server=self.name, error=why, retry_in=self.down_until)
+        wait = min(run.retry_max_s, run.retry_initial_s * 2.0 ** min(self.failures, 20))
+        self.down_until = time.monotonic() + wait
+        self.retry_at = time.time() + wait  # wall clock, for status.json and the loop's sleep
+        log.warning("backend_down", server=self.name, error=why, retry_in=round(wait, 3))
 
     def mark_up(self) -> None:
         """The backend answered."""
+        if self.failures:
+            log.info("backend_up", server=self.name)
         self.failures = 0
         self.down_until = 0.0
 
     @property
     def up(self) -> bool:
-        """False while backing off after failures."""
-        return time.monotonic() >= self.down_until
+        """False from a failure until a later request or probe succeeds."""
+        return self.failures == 0
+
+    def ready(self) -> bool:
+        """True when jobs may go to the server now.
+
+        A backend that is down gets no job until its backoff has passed and a fresh
+        preflight answers, so an outage costs probes, not the retries of the jobs.
+        """
+        if self.failures == 0:
+            return True
+        if time.monotonic() < self.down_until:
+            return False
+        return self.info(max_age=0.0) is not None
 
     def supports(self, art: Artifact) -> bool:
-        """True when the server has every node class, model and LoRA the job needs."""
-        if not self.up:
+        """True when the server is ready and has every node, model and LoRA the job needs."""
+        if not self.ready():
             return False
         info = self.info()
         if info is None:
@@ -213,6 +239,8 @@ class ComfyBackend:
                 raise TemplateError(f"{art.recipe.template}: " + "; ".join(problems))
         video = art.kind == "video"
         size = None if video else (self.settings.image.width, self.settings.image.height)
+        # An image of the expected size cannot be larger than this; a video gets the default.
+        cap = DEFAULT_MAX_BYTES if size is None else image_byte_cap(*size)
         prompt_id = self._prompt_id(job_key, art.recipe.take)
         state = self.root / ".keyframed"
         with tempfile.TemporaryDirectory(prefix=DOWNLOAD_PREFIX, dir=state) as tmp:
@@ -222,7 +250,7 @@ class ComfyBackend:
                         expect="video" if video else "image", size=size,
                         timeout=self.config.timeout_s,
                         max_lost_resubmits=self.settings.run.lost_resubmits,
-                        on_progress=on_progress)
+                        on_progress=on_progress, max_bytes=cap, job=art.path)
             except ComfyTransientError as exc:
                 self.mark_down(str(exc))
                 raise
@@ -250,17 +278,33 @@ class ComfyBackend:
             log.warning("cancel_failed", server=self.name, job=job_key, error=str(exc))
 
     def health(self) -> dict[str, Any]:
-        """Reachability and version for status.json."""
+        """Reachability and version for status.json; when down, when it is next probed."""
         info = self._info
         return {
             "name": self.name, "kind": self.kind, "up": self.up,
             "url": self.config.url, "version": info.version if info else None,
             "error": self.last_error if not self.up else "",
+            "retry_at": None if self.up else round(self.retry_at, 3),
         }
 
     def close(self) -> None:
         """Close the HTTP client."""
         self.client.close()
+
+
+def image_byte_cap(width: int, height: int) -> int:
+    """The most bytes a PNG or WebP of this size may take, metadata included.
+
+    Uncompressed RGBA with PNG's filter bytes is ``4 * w * h + h``; twice that plus 16 MiB
+    leaves room for ComfyUI's embedded workflow text. A server sending more is refused early
+    instead of filling memory or the disk.
+    """
+    return 8 * width * height + (16 << 20)
+
+
+def _timeouts(job_seconds: float) -> httpx.Timeout:
+    """httpx timeouts per network operation, never longer than the job's own timeout."""
+    return httpx.Timeout(min(60.0, job_seconds), connect=min(5.0, job_seconds))
 
 
 def project_id(root: Path) -> str:

@@ -373,7 +373,13 @@ class Reconciler:
         instead of polling.
         """
         now = self.clock()
-        waits = [j.not_before - now for j in self.jobs.live() if j.not_before > now]
+        live = self.jobs.live()
+        waits = [j.not_before - now for j in live if j.not_before > now]
+        if any(j.state == "ready" for j in live):
+            # Work waits for a backend that is down: wake for its next probe.
+            healths = [b.health() for b in self.backends.values()]
+            waits += [float(h["retry_at"]) - now for h in healths
+                      if not h.get("up", True) and isinstance(h.get("retry_at"), int | float)]
         return max(0.01, min([self.settings.watch.resync_s, *waits]))
 
     def _next_due(self) -> float:

@@ -276,14 +276,19 @@ class Executor:
         name, subfolder = self.faults.hostile_output_name, self.faults.hostile_output_subfolder
         if (name is None and subfolder is None) or "images" not in ui:
             return ui
-        images = [
-            {
+        images = []
+        for image in ui["images"]:
+            hostile = {
                 **image,
                 "filename": name if name is not None else image["filename"],
                 "subfolder": subfolder if subfolder is not None else image["subfolder"],
             }
-            for image in ui["images"]
-        ]
+            root = self.dirs.by_type(image["type"])
+            if root is not None:
+                real = root / image["subfolder"] / image["filename"]
+                self.faults.alias(hostile["type"], hostile["subfolder"], hostile["filename"],
+                                  str(real))
+            images.append(hostile)
         return {**ui, "images": images}
 
     async def _hold(self, run: _Run, node_id: str, class_type: str, first: bool) -> None:

@@ -24,7 +24,9 @@ DEFAULT_TRACEBACK = (
 )
 WRONG_SHAPE_BODY: Any = ["wrong", "shape"]
 
-ViewMode = Literal["normal", "not_png", "huge"]
+ViewMode = Literal["normal", "not_png", "huge", "wrong_size"]
+# The size of the valid PNG served in "wrong_size" mode (no keyframed job asks for it).
+WRONG_SIZE = (24, 16)
 
 
 def normalise_path(path: str) -> str:
@@ -62,7 +64,14 @@ class Hang:
     released: threading.Event
 
 
-Action = Respond | Drop | Hang
+@dataclass
+class Trickle:
+    """Handle the request, then send the body one byte every ``interval`` seconds."""
+
+    interval: float
+
+
+Action = Respond | Drop | Hang | Trickle
 
 
 @dataclass
@@ -105,6 +114,10 @@ class Faults:
         self.hostile_output_subfolder: str | None = None
         self.view_mode: ViewMode = "normal"
         self.huge_view_bytes = 256 * 1024 * 1024
+        # False: the huge body is sent without Content-Length (chunked), so only counting the
+        # bytes received can stop it.
+        self.huge_view_declared = True
+        self._aliases: dict[tuple[str, str, str], str] = {}
 
     # -- HTTP -----------------------------------------------------------------------------
     def fail_next(self, route: str, n: int = 1, status: int = 500, body: Any = None) -> None:
@@ -130,13 +143,25 @@ class Faults:
         """Never answer matching requests until :meth:`release` (then they are handled)."""
         self._add(_Rule(route, Hang(threading.Event()), None))
 
+    def trickle(self, route: str, interval: float = 0.05, n: int | None = None) -> None:
+        """Answer matching requests normally, but one byte of body every ``interval`` seconds.
+
+        A server (or a proxy) that is this slow never trips a per-read timeout; only a
+        deadline on the whole request stops it. Lasts until :meth:`release` unless ``n``.
+        """
+        self._add(_Rule(route, Trickle(interval), n))
+
     def release(self, route: str | None = None) -> None:
-        """End :meth:`hang` for ``route`` (all routes if None); held requests go on."""
+        """End :meth:`hang` and :meth:`trickle` for ``route`` (all routes if None).
+
+        Held requests go on; bodies already trickling carry on at their pace.
+        """
         with self._lock:
             keep = []
             for rule in self._rules:
-                if isinstance(rule.action, Hang) and route in (None, rule.pattern):
-                    rule.action.released.set()
+                if isinstance(rule.action, Hang | Trickle) and route in (None, rule.pattern):
+                    if isinstance(rule.action, Hang):
+                        rule.action.released.set()
                 else:
                     keep.append(rule)
             self._rules = keep
@@ -158,6 +183,21 @@ class Faults:
             raise ValueError("n must be at least 1")
         with self._lock:
             self._rules.append(rule)
+
+    # -- hostile outputs -------------------------------------------------------------------
+    def alias(self, kind: str, subfolder: str, filename: str, real: str) -> None:
+        """Serve the file at ``real`` for ``/view`` of a hostile (type, subfolder, filename).
+
+        A hostile server serves whatever names it reports, so the client's own checks, not the
+        server's path rules, must be what refuses them.
+        """
+        with self._lock:
+            self._aliases[(kind, subfolder, filename)] = real
+
+    def aliased(self, kind: str, subfolder: str, filename: str) -> str | None:
+        """The real file behind a hostile name reported earlier, if any."""
+        with self._lock:
+            return self._aliases.get((kind, subfolder, filename))
 
     # -- execution ------------------------------------------------------------------------
     def fail_next_prompts(
@@ -244,3 +284,6 @@ class Faults:
         self.hostile_output_name = None
         self.hostile_output_subfolder = None
         self.view_mode = "normal"
+        self.huge_view_declared = True
+        with self._lock:
+            self._aliases.clear()

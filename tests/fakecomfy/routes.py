@@ -20,10 +20,11 @@ from aiohttp import WSMsgType, web
 
 from .core import Core
 from .executor import now_ms
-from .faults import Drop, Hang, Respond
+from .faults import WRONG_SIZE, Drop, Hang, Respond, Trickle
 from .files import inside, upload_name, view_path
 from .models import MODEL_FOLDERS
 from .records import AcceptedPrompt, UploadRecord
+from .render import png_bytes
 from .state import QueueItem
 from .validation import validate_prompt
 
@@ -126,7 +127,33 @@ class Routes:
         response = await handler(request)
         if isinstance(action, Drop):
             _reset_connection(request)
+        if isinstance(action, Trickle):
+            return await self._trickle(request, response, action.interval)
         return response
+
+    async def _trickle(
+        self, request: web.Request, response: web.StreamResponse, interval: float
+    ) -> web.StreamResponse:
+        """Send ``response`` again, one byte of body every ``interval`` seconds."""
+        if isinstance(response, web.FileResponse):
+            body = Path(str(response._path)).read_bytes()
+        elif isinstance(response, web.Response) and isinstance(response.body, bytes):
+            body = response.body
+        else:
+            return response
+        slow = web.StreamResponse(status=response.status)
+        slow.content_type = response.content_type
+        slow.content_length = len(body)
+        await slow.prepare(request)
+        try:
+            for index in range(len(body)):
+                if self.core.closing:
+                    break
+                await slow.write(body[index : index + 1])
+                await asyncio.sleep(interval)
+        except (ConnectionError, RuntimeError):
+            pass  # the client gave up, which is what a careful client does
+        return slow
 
     # -- prompts --------------------------------------------------------------------------
     async def post_prompt(self, request: web.Request) -> web.Response:
@@ -258,7 +285,11 @@ class Routes:
 
     async def view(self, request: web.Request) -> web.StreamResponse:
         """Serve an output/input/temp file (§5), or a hostile body when a fault says so."""
-        found = view_path(self.core.dirs, dict(request.rel_url.query))
+        query = dict(request.rel_url.query)
+        alias = self.core.faults.aliased(
+            query.get("type", "output"), query.get("subfolder", ""), query.get("filename", "")
+        )
+        found = Path(alias) if alias is not None else view_path(self.core.dirs, query)
         if isinstance(found, int):
             return web.Response(status=found)
         mode = self.core.faults.view_mode
@@ -266,6 +297,8 @@ class Routes:
             return web.Response(body=b"<html>this is not an image</html>", content_type="image/png")
         if mode == "huge":
             return await self._huge(request)
+        if mode == "wrong_size":
+            return web.Response(body=png_bytes("wrong-size", WRONG_SIZE), content_type="image/png")
         content_type = mimetypes.guess_type(found.name)[0] or "application/octet-stream"
         if content_type in FORCED_DOWNLOAD:
             content_type = "application/octet-stream"
@@ -275,16 +308,21 @@ class Routes:
     async def _huge(self, request: web.Request) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "image/png"})
         total = self.core.faults.huge_view_bytes
-        response.content_length = total
+        if self.core.faults.huge_view_declared:
+            response.content_length = total
+        else:
+            response.enable_chunked_encoding()
         await response.prepare(request)
-        chunk = b"\x89PNG\r\n\x1a\n" + bytes(1024 * 1024 - 8)
+        # Streamed from one reused buffer: gigabytes cost the server a mebibyte of memory.
+        zeros = memoryview(bytes(1024 * 1024))
+        chunk: bytes | memoryview = b"\x89PNG\r\n\x1a\n" + bytes(len(zeros) - 8)
         sent = 0
         try:
             while sent < total:
                 piece = chunk[: total - sent]
                 await response.write(piece)
                 sent += len(piece)
-                chunk = bytes(len(chunk))
+                chunk = zeros
         except (ConnectionError, RuntimeError):
             pass  # the client gave up, which is what a careful client does
         return response

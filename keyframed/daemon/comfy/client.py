@@ -28,6 +28,7 @@ import httpx
 import structlog
 
 from keyframed import __version__
+from keyframed.daemon.comfy.deadline import DeadlineTransport
 from keyframed.daemon.comfy.errors import (
     ProtocolMismatch,
     is_transient_status,
@@ -64,11 +65,19 @@ from keyframed.daemon.fsio import atomic_writer
 from keyframed.errors import ComfyTransientError
 
 # UPLOAD_SUBFOLDER and upload_name are re-exported for callers that import them from here.
-__all__ = ["DEFAULT_TIMEOUT", "UPLOAD_SUBFOLDER", "ComfyClient", "upload_name"]
+__all__ = [
+    "DEFAULT_DEADLINE",
+    "DEFAULT_TIMEOUT",
+    "UPLOAD_SUBFOLDER",
+    "ComfyClient",
+    "upload_name",
+]
 
 log = structlog.get_logger(__name__)
 
 DEFAULT_TIMEOUT = httpx.Timeout(60.0, connect=5.0)
+# No request (answer included) may take longer than this, however slowly the bytes trickle in.
+DEFAULT_DEADLINE = 120.0
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 # Downloads up to this size stay in memory while they are verified; larger ones spill to disk.
 _SPOOL_BYTES = 32 << 20
@@ -82,7 +91,9 @@ class ComfyClient:
         name: the backend name used in logs and errors.
         token: a bearer token, read by the caller from the environment; never logged.
         client_id: ComfyUI's ``client_id`` for WebSocket events; a fresh UUID by default.
-        timeout: httpx timeout per request.
+        timeout: httpx timeouts per network operation (connect, each read, each write).
+        request_deadline: seconds one request may take in all, its answer included
+            (downloads get the time :meth:`download` is given instead).
         transport: an httpx transport (tests pass ``httpx.MockTransport``).
         retry: how transient errors are retried.
         websocket: listen to ``/ws`` for progress hints while waiting.
@@ -101,6 +112,7 @@ class ComfyClient:
         token: str | None = None,
         client_id: str | None = None,
         timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
+        request_deadline: float = DEFAULT_DEADLINE,
         transport: httpx.BaseTransport | None = None,
         retry: RetryPolicy | None = None,
         websocket: bool = True,
@@ -114,9 +126,13 @@ class ComfyClient:
         headers = {"User-Agent": f"keyframed/{__version__}"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
+        # Every request goes through the deadline: a server that answers byte by byte must
+        # not hold a worker (or the loop, in a preflight) for longer than that.
+        bounded = DeadlineTransport(transport or httpx.HTTPTransport(), request_deadline)
         self._http = httpx.Client(
-            base_url=base_url, headers=headers, timeout=timeout, transport=transport
+            base_url=base_url, headers=headers, timeout=timeout, transport=bounded
         )
+        self.request_deadline = request_deadline
         self._lock = threading.Lock()
         self._uploaded: dict[str, str] = {}
         self._known = dict(known_uploads or {})
@@ -438,6 +454,7 @@ class ComfyClient:
         expect: Expect,
         size: tuple[int, int] | None = None,
         max_bytes: int,
+        deadline: float | None = None,
         job: str = "",
     ) -> str:
         """Fetch one output with ``/view``, check it, and write it atomically to ``dest``.
@@ -453,6 +470,8 @@ class ComfyClient:
             expect: ``"image"`` or ``"video"``.
             size: expected (width, height) of an image, or None.
             max_bytes: refuse bodies larger than this.
+            deadline: seconds one download attempt may take in all (a large video may need
+                longer than other requests); the client's request deadline by default.
             job: for logs.
 
         Returns:
@@ -467,7 +486,7 @@ class ComfyClient:
         for attempt in self.retry.retrying(server=self.name, job=job, what="download"):
             with attempt, tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES) as buffer:
                 with mapped(self.name, job):
-                    digest, count = stream_view(self._http, params, buffer, max_bytes)
+                    digest, count = stream_view(self._http, params, buffer, max_bytes, deadline)
                 self._verify(buffer, expect, size, params["filename"])
                 buffer.seek(0)
                 with atomic_writer(dest) as handle:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any
 
 import httpx
 
+from keyframed.daemon.comfy.deadline import DEADLINE_EXTENSION
 from keyframed.daemon.comfy.errors import ProtocolMismatch
 from keyframed.errors import OutputError
 
@@ -16,6 +18,11 @@ __all__ = ["UPLOAD_SUBFOLDER", "load_name", "stream_view", "upload_name", "view_
 
 UPLOAD_SUBFOLDER = "keyframed"
 _VIEW_TYPES = frozenset({"output", "temp", "input"})
+# Limits of a sane output name (file systems allow 255 bytes per name).
+_MAX_NAME_BYTES = 255
+_MAX_SUBFOLDER_CHARS = 1024
+_DRIVE = re.compile(r"^[A-Za-z]:")
+_SHOWN_CHARS = 80
 
 
 def upload_name(local: Path, sha256: str) -> str:
@@ -43,21 +50,59 @@ def view_params(output: Mapping[str, Any]) -> dict[str, str]:
     The server's names only ever travel back to the server as query parameters.
 
     Raises:
-        ProtocolMismatch: no file name, or an unknown ``type``.
+        ProtocolMismatch: no file name, an unknown ``type``, or a name no save node writes
+            (a path, control characters, too long).
     """
     filename, subfolder = output.get("filename"), output.get("subfolder") or ""
     kind = output.get("type") or "output"
     if not isinstance(filename, str) or not filename or not isinstance(subfolder, str):
-        raise ProtocolMismatch(f"an output entry has no usable filename: {dict(output)!r}")
+        raise ProtocolMismatch(f"an output entry has no usable filename: {_shown(output)}")
     if kind not in _VIEW_TYPES:
-        raise ProtocolMismatch(f"an output entry has type {kind!r}")
+        raise ProtocolMismatch(f"an output entry has type {_shown(kind)}")
+    # A server reporting ``../x``, an absolute path, control characters or an impossibly
+    # long name is broken or hostile; what it serves under that name is not trusted either.
+    problem = _name_problem(filename, subfolder)
+    if problem:
+        raise ProtocolMismatch(
+            f"refusing output {_shown(filename)} in subfolder {_shown(subfolder)}: {problem}"
+        )
     return {"filename": filename, "subfolder": subfolder, "type": str(kind)}
 
 
+def _name_problem(filename: str, subfolder: str) -> str:
+    """Why a reported output name is not one a ComfyUI save node writes ("" when it is)."""
+    if any(ord(c) < 32 or ord(c) == 127 for c in filename + subfolder):
+        return "control characters in the name"
+    if len(filename.encode("utf-8", "surrogatepass")) > _MAX_NAME_BYTES:
+        return f"a file name over {_MAX_NAME_BYTES} bytes"
+    if len(subfolder) > _MAX_SUBFOLDER_CHARS:
+        return f"a subfolder over {_MAX_SUBFOLDER_CHARS} characters"
+    if "/" in filename or "\\" in filename or filename in (".", ".."):
+        return "the file name is a path"
+    # Subfolders may nest (``keyframed/<project>/scene-01``; backslashes on Windows).
+    if subfolder.startswith(("/", "\\")) or _DRIVE.match(subfolder):
+        return "an absolute subfolder"
+    if ".." in re.split(r"[/\\]", subfolder):
+        return "the subfolder leaves the server's folder"
+    return ""
+
+
+def _shown(value: Any) -> str:
+    """A value for an error message: its repr, cut short."""
+    text = repr(dict(value) if isinstance(value, Mapping) else value)
+    return text if len(text) <= _SHOWN_CHARS else text[: _SHOWN_CHARS - 1] + "…"
+
+
 def stream_view(
-    http: httpx.Client, params: Mapping[str, str], buffer: IO[bytes], max_bytes: int
+    http: httpx.Client,
+    params: Mapping[str, str],
+    buffer: IO[bytes],
+    max_bytes: int,
+    deadline: float | None = None,
 ) -> tuple[str, int]:
     """Stream ``GET /view`` into ``buffer``, refusing more than ``max_bytes``.
+
+    ``deadline`` (seconds for the whole download) replaces the client's request deadline.
 
     Call it inside :func:`~keyframed.daemon.comfy.errors.mapped`: HTTP errors are raised as
     httpx exceptions.
@@ -69,7 +114,8 @@ def stream_view(
         OutputError: the body is (or says it is) larger than ``max_bytes``.
     """
     digest, count = hashlib.sha256(), 0
-    with http.stream("GET", "/view", params=params) as response:
+    extensions = {} if deadline is None else {DEADLINE_EXTENSION: deadline}
+    with http.stream("GET", "/view", params=params, extensions=extensions) as response:
         if response.is_error:
             response.read()  # ComfyUI's error bodies are empty or one line
         response.raise_for_status()

@@ -112,7 +112,9 @@ def run_job(
     losses = 0
     while True:
         if isinstance(state, Done):
-            return _fetch(client, state, prompt_id, dest, expect, size, max_bytes, job)
+            # A large video may need more than one request's deadline: the job's time is left.
+            seconds = max(deadline - clock(), client.request_deadline)
+            return _fetch(client, state, prompt_id, dest, expect, size, max_bytes, seconds, job)
         if isinstance(state, Failed):
             raise _execution_error(client.name, job, prompt_id, state)
         if isinstance(state, Lost):
@@ -153,6 +155,7 @@ def _fetch(
     expect: Expect,
     size: tuple[int, int] | None,
     max_bytes: int,
+    seconds: float,
     job: str,
 ) -> JobOutcome:
     output = pick_output(done, expect)
@@ -162,7 +165,9 @@ def _fetch(
             server=client.name,
             job=job,
         )
-    digest = client.download(output, dest, expect=expect, size=size, max_bytes=max_bytes, job=job)
+    digest = client.download(
+        output, dest, expect=expect, size=size, max_bytes=max_bytes, deadline=seconds, job=job
+    )
     return JobOutcome(sha256=digest, prompt_id=prompt_id, outputs=done.outputs, output=output)
 
 

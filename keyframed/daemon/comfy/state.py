@@ -90,6 +90,14 @@ def parse_history(body: Any, prompt_id: str) -> Done | Failed | None:
         return None
     if not isinstance(entry, Mapping):
         raise ProtocolMismatch("a history entry is not an object")
+    # The entry repeats the queue item [number, prompt_id, prompt, ...]: one filed under our id
+    # that holds another prompt is the server's mix-up, and its outputs are not ours.
+    item = entry.get("prompt")
+    owner = item[1] if isinstance(item, list) and len(item) > 1 else None
+    if isinstance(owner, str) and owner != prompt_id:
+        raise ProtocolMismatch(
+            f"the history entry for {prompt_id} belongs to prompt {owner[:80]!r}"
+        )
     outputs = entry.get("outputs") or {}
     if not isinstance(outputs, Mapping):
         raise ProtocolMismatch("a history entry's outputs is not an object")
