@@ -23,6 +23,7 @@ from keyframed.daemon import preview, templates
 from keyframed.daemon.comfy.client import DEFAULT_DEADLINE, ComfyClient
 from keyframed.daemon.comfy.info import ServerInfo
 from keyframed.daemon.comfy.prompt_ids import prompt_id_for
+from keyframed.daemon.comfy.retry import RetryPolicy
 from keyframed.daemon.comfy.run import DEFAULT_MAX_BYTES, run_job
 from keyframed.daemon.comfy.state import Failed
 from keyframed.daemon.fsio import sha256_file
@@ -122,11 +123,18 @@ class ComfyBackend:
         self.root = root
         self.store = store
         self.project_id = project_id
-        self.client = client or ComfyClient(config.url, name=config.name,
-                                            token=env.get(config.token_env) or None,
-                                            timeout=_timeouts(config.timeout_s),
-                                            request_deadline=min(DEFAULT_DEADLINE,
-                                                                 config.timeout_s))
+        run = settings.run
+        self.client = client or ComfyClient(
+            config.url, name=config.name, token=env.get(config.token_env) or None,
+            timeout=_timeouts(config.timeout_s),
+            request_deadline=min(DEFAULT_DEADLINE, config.timeout_s),
+            retry=RetryPolicy(attempts=run.max_attempts, initial=run.retry_initial_s,
+                              max_delay=run.retry_max_s),
+            # Uploads recorded in the store are checked once against the server, so a server
+            # whose input folder was wiped gets the files again.
+            known_uploads=store.uploads(config.name),
+            on_upload=lambda digest, name: store.add_upload(config.name, digest, name),
+        )
         self._info: ServerInfo | None = None
         self._info_at = 0.0
         self._lock = threading.Lock()
@@ -216,17 +224,8 @@ class ComfyBackend:
                     lora_loader=self.settings.loras.loader)
 
     def _upload(self, inputs: Mapping[str, Path], art: Artifact, job_key: str) -> list[str]:
-        known = self.store.uploads(self.name)
-        names = []
-        for ref in art.recipe.inputs:
-            local = inputs[ref.path]
-            digest = sha256_file(local)
-            name = known.get(digest)
-            if name is None:
-                name = self.client.upload(local, digest, job=job_key)
-                self.store.add_upload(self.name, digest, name)
-            names.append(name)
-        return names
+        return [self.client.upload(inputs[ref.path], sha256_file(inputs[ref.path]), job=job_key)
+                for ref in art.recipe.inputs]
 
     def execute(self, job_key: str, art: Artifact, inputs: Mapping[str, Path],
                 on_progress: Progress) -> bytes:
