@@ -240,7 +240,7 @@ class ComfyBackend:
         size = None if video else (self.settings.image.width, self.settings.image.height)
         # An image of the expected size cannot be larger than this; a video gets the default.
         cap = DEFAULT_MAX_BYTES if size is None else image_byte_cap(*size)
-        prompt_id = self._prompt_id(job_key, art.recipe.take)
+        prompt_id = self._prompt_id(job_key, art)
         state = self.root / ".keyframed"
         with tempfile.TemporaryDirectory(prefix=DOWNLOAD_PREFIX, dir=state) as tmp:
             dest = Path(tmp) / ("out.mp4" if video else "out.png")
@@ -256,15 +256,18 @@ class ComfyBackend:
             self.mark_up()
             return dest.read_bytes()
 
-    def _prompt_id(self, job_key: str, take: int) -> str:
+    def _prompt_id(self, job_key: str, art: Artifact) -> str:
         """The job's prompt id: its first attempt the server has not seen fail.
 
         A failed prompt stays failed in ComfyUI's history, so running the same recipe again
         after a failure (a new job, or ``generate-keyframe`` asked again) needs the next id.
+        The artifact's path is part of the id: two artifacts can have the very same recipe (a
+        scene with a fixed Seed and one pose at both ends), and under one id a server ran
+        the prompt twice, or one artifact's job waited on the other's prompt.
         """
-        key = f"{self.project_id}:{job_key}"
+        key = f"{self.project_id}:{art.path}:{job_key}"
         for attempt in range(MAX_ATTEMPT_IDS):
-            prompt_id = prompt_id_for(key, take, attempt)
+            prompt_id = prompt_id_for(key, art.recipe.take, attempt)
             if not isinstance(self.client.lookup(prompt_id, job=job_key), Failed):
                 break
         return prompt_id
@@ -272,7 +275,7 @@ class ComfyBackend:
     def cancel(self, job_key: str, art: Artifact) -> None:
         """Remove the prompt from the queue or interrupt it."""
         try:
-            self.client.cancel(self._prompt_id(job_key, art.recipe.take), job=job_key)
+            self.client.cancel(self._prompt_id(job_key, art), job=job_key)
         except ComfyError as exc:
             log.warning("cancel_failed", server=self.name, job=job_key, error=str(exc))
 
