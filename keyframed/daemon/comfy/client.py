@@ -62,6 +62,7 @@ from keyframed.daemon.comfy.state import (
 )
 from keyframed.daemon.comfy.verify import DEFAULT_MAX_PIXELS, Expect, verify_image, verify_video
 from keyframed.daemon.fsio import atomic_writer
+from keyframed.daemon.redact import register as register_secret
 from keyframed.errors import ComfyTransientError
 
 # UPLOAD_SUBFOLDER and upload_name are re-exported for callers that import them from here.
@@ -126,6 +127,7 @@ class ComfyClient:
         headers = {"User-Agent": f"keyframed/{__version__}"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
+            register_secret(token)  # scrubbed from every log line and error message
         # Every request goes through the deadline: a server that answers byte by byte must
         # not hold a worker (or the loop, in a preflight) for longer than that.
         bounded = DeadlineTransport(transport or httpx.HTTPTransport(), request_deadline)
@@ -135,6 +137,9 @@ class ComfyClient:
         self.request_deadline = request_deadline
         self._lock = threading.Lock()
         self._uploaded: dict[str, str] = {}
+        # One lock per file: jobs running side by side on this server that need the same
+        # image send it once (checking and sending under one lock).
+        self._upload_locks: dict[str, threading.Lock] = {}
         self._known = dict(known_uploads or {})
         self._on_upload = on_upload
         self._max_pixels = max_image_pixels
@@ -254,6 +259,12 @@ class ComfyClient:
         """
         if not _SHA256.fullmatch(sha256):
             raise ValueError(f"not a sha256 hex digest: {sha256!r}")
+        with self._lock:
+            gate = self._upload_locks.setdefault(sha256, threading.Lock())
+        with gate:
+            return self._upload_once(local, sha256, job)
+
+    def _upload_once(self, local: Path, sha256: str, job: str) -> str:
         with self._lock:
             done = self._uploaded.get(sha256)
             known = self._known.get(sha256)
