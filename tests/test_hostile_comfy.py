@@ -500,3 +500,20 @@ def test_a_server_that_dies_mid_job_and_comes_back_finishes_it(
     assert backend_health(root)["up"] is True
     # Lost with the server's queue: submitted again once, under the same id.
     assert list(submission_counts(server).values()) == [2]
+
+
+def test_a_restart_on_an_empty_input_folder_gets_the_inputs_again(
+    fake_comfy_factory: FakeComfyFactory, tmp_path: Path, daemon: Callable[..., Reconciler]
+) -> None:
+    server = fake_comfy_factory()
+    root = hostile_project(tmp_path, server)
+    rec = daemon(root, LAYER)
+    built(rec, LAYER)
+    uploads = len(server.records.uploads)
+    server.restart(clear_uploads=True)  # a container without a volume, say
+    assets = root / "assets.json"
+    assets.write_text(assets.read_text(encoding="utf-8").replace("red armor", "blue armor"),
+                      encoding="utf-8")
+    built(rec, LAYER)  # not "Invalid image file" for ever
+    assert len(server.records.uploads) > uploads
+    assert job_of(rec, LAYER).attempts == 0

@@ -28,7 +28,7 @@ from keyframed.daemon.comfy.run import DEFAULT_MAX_BYTES, run_job
 from keyframed.daemon.comfy.state import Failed
 from keyframed.daemon.fsio import sha256_file
 from keyframed.daemon.store import Store
-from keyframed.errors import ComfyError, ComfyTransientError, TemplateError
+from keyframed.errors import ComfyError, ComfyPermanentError, ComfyTransientError, TemplateError
 from keyframed.handlers.bind import bind
 from keyframed.handlers.project import StyleFile
 from keyframed.handlers.recipe import Artifact
@@ -40,6 +40,8 @@ Progress = Callable[[float], None]
 DOWNLOAD_PREFIX = "kf-dl-"
 # How many failed runs of one take are skipped over before the last id is reused.
 MAX_ATTEMPT_IDS = 16
+# ComfyUI's LoadImage check when a file is not in its input folder.
+INPUTS_LOST = "Invalid image file"
 MODEL_FOLDER = {"unet": "diffusion_models", "unet_high": "diffusion_models",
                 "unet_low": "diffusion_models", "clip": "text_encoders", "vae": "vae"}
 
@@ -142,6 +144,9 @@ class ComfyBackend:
         self.retry_at = 0.0
         self.failures = 0
         self.last_error = ""
+        # Prompts of superseded jobs: their workers must not submit them again when the
+        # server, having deleted them from its queue, no longer knows them.
+        self._cancelled: set[str] = set()
 
     # -- capability -----------------------------------------------------------------------
 
@@ -229,7 +234,22 @@ class ComfyBackend:
 
     def execute(self, job_key: str, art: Artifact, inputs: Mapping[str, Path],
                 on_progress: Progress) -> bytes:
-        """Upload inputs once, bind, submit idempotently, wait, download and verify."""
+        """Upload inputs once, bind, submit idempotently, wait, download and verify.
+
+        A server that lost its input folder (restarted on a fresh disk) rejects the prompt
+        with "Invalid image file": the inputs are then checked and sent again, once.
+        """
+        try:
+            return self._run(job_key, art, inputs, on_progress)
+        except ComfyPermanentError as exc:
+            if INPUTS_LOST not in str(exc) or not art.recipe.inputs:
+                raise
+            log.warning("comfy_inputs_lost", server=self.name, job=art.path, error=str(exc))
+            self.client.forget_uploads()
+            return self._run(job_key, art, inputs, on_progress)
+
+    def _run(self, job_key: str, art: Artifact, inputs: Mapping[str, Path],
+             on_progress: Progress) -> bytes:
         prompt = self._bind(art, self._upload(inputs, art, job_key))
         info = self.info()
         if info is not None:
@@ -241,6 +261,7 @@ class ComfyBackend:
         # An image of the expected size cannot be larger than this; a video gets the default.
         cap = DEFAULT_MAX_BYTES if size is None else image_byte_cap(*size)
         prompt_id = self._prompt_id(job_key, art)
+        self._cancelled.discard(prompt_id)  # a job for this very prompt is wanted (again)
         state = self.root / ".keyframed"
         with tempfile.TemporaryDirectory(prefix=DOWNLOAD_PREFIX, dir=state) as tmp:
             dest = Path(tmp) / ("out.mp4" if video else "out.png")
@@ -249,7 +270,8 @@ class ComfyBackend:
                         expect="video" if video else "image", size=size,
                         timeout=self.config.timeout_s,
                         max_lost_resubmits=self.settings.run.lost_resubmits,
-                        on_progress=on_progress, max_bytes=cap, job=art.path)
+                        on_progress=on_progress, max_bytes=cap, job=art.path,
+                        cancelled=lambda: prompt_id in self._cancelled)
             except ComfyTransientError as exc:
                 self.mark_down(str(exc))
                 raise
@@ -275,7 +297,9 @@ class ComfyBackend:
     def cancel(self, job_key: str, art: Artifact) -> None:
         """Remove the prompt from the queue or interrupt it."""
         try:
-            self.client.cancel(self._prompt_id(job_key, art), job=job_key)
+            prompt_id = self._prompt_id(job_key, art)
+            self._cancelled.add(prompt_id)
+            self.client.cancel(prompt_id, job=job_key)
         except ComfyError as exc:
             log.warning("cancel_failed", server=self.name, job=job_key, error=str(exc))
 
