@@ -1,5 +1,6 @@
-"""Sheets while jobs run: a changed sheet is redrawn at most once per interval, and the
-settled state is drawn at once. The clock is injected; nothing here measures time."""
+"""Sheets while jobs run: changed scene sheets are redrawn together at most once per interval,
+the storyboard at most once per a longer one, and the settled state is drawn at once. The clock
+is injected; nothing here measures time."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ from keyframed.daemon import sheets
 from keyframed.daemon.sheets import SheetWriter
 from keyframed.daemon.snapshot import Snapshot
 from keyframed.daemon.store import Store
-from keyframed.handlers.plan import PlanItem
 from tests.planning import build_all, copy_sample
 
 
@@ -35,42 +35,44 @@ def built(tmp_path: Path) -> tuple[Path, Snapshot]:
         store.close()
 
 
-def states(running: str | None, other: str = "fresh") -> sheets.StateOf:
-    """Every artifact ``other``, except ``running`` which is running."""
-    return lambda item: "running" if item.path == running else other
+def states(running: str | None) -> sheets.StateOf:
+    """Every artifact fresh, except ``running`` which is running."""
+    return lambda item: "running" if item.path == running else "fresh"
 
 
-def first_keyframe(snap: Snapshot) -> PlanItem:
-    return next(i for i in snap.items if i.path.endswith("keyframe-start.png"))
+def in_scene(snap: Snapshot, scene: int) -> str:
+    return next(i.path for i in snap.items if i.path.startswith(f"scene-{scene:02d}/"))
 
 
-def test_while_busy_a_changed_sheet_waits_for_its_interval(built: tuple[Path, Snapshot]) -> None:
+def test_while_busy_sheets_wait_for_their_intervals(built: tuple[Path, Snapshot]) -> None:
     root, snap = built
     clock = Clock()
     writer = SheetWriter(root, 64_000_000, clock=clock)
-    busy = first_keyframe(snap)
-    assert sheets.STORYBOARD in writer.write(snap, states(busy.path))
-    # Another job runs now: the storyboard changed, but was drawn a moment ago.
-    other = next(i for i in snap.items if i.path.startswith("scene-03/"))
-    clock.now += 0.5
-    assert writer.write(snap, states(other.path)) == []
+    assert writer.write(snap, states(in_scene(snap, 1))) == []  # busy from the start
     clock.now += sheets.BUSY_MIN_S
-    drawn = writer.write(snap, states(other.path))
-    assert sheets.STORYBOARD in drawn
-    assert "scene-03/contact-sheet.png" in drawn
+    drawn = writer.write(snap, states(in_scene(snap, 1)))
+    assert "scene-01/contact-sheet.png" in drawn and sheets.STORYBOARD not in drawn
+    # Another job runs: scene 3's sheet changed, but sheets were drawn a moment ago.
+    clock.now += 0.5
+    assert writer.write(snap, states(in_scene(snap, 3))) == []
+    clock.now += sheets.BUSY_MIN_S
+    # Scene 1's job finished (its tile changed too); no storyboard yet.
+    assert set(writer.write(snap, states(in_scene(snap, 3)))) == {
+        "scene-01/contact-sheet.png", "scene-03/contact-sheet.png"}
+    clock.now += sheets.BOARD_MIN_S
+    assert sheets.STORYBOARD in writer.write(snap, states(in_scene(snap, 3)))
+    assert (root / sheets.STORYBOARD).is_file()
 
 
 def test_the_settled_state_is_drawn_at_once(built: tuple[Path, Snapshot]) -> None:
     root, snap = built
     clock = Clock()
     writer = SheetWriter(root, 64_000_000, clock=clock)
-    busy = first_keyframe(snap)
-    writer.write(snap, states(busy.path))
+    assert writer.write(snap, states(in_scene(snap, 1))) == []
     clock.now += 0.1
-    before = (root / sheets.STORYBOARD).read_bytes()
     drawn = writer.write(snap, states(None))  # nothing queued or running any more
     assert sheets.STORYBOARD in drawn
-    assert (root / sheets.STORYBOARD).read_bytes() != before
+    assert {f"scene-0{n}/contact-sheet.png" for n in (1, 2, 3)} <= set(drawn)
     # And nothing is drawn again while nothing changes.
     clock.now += 100
     assert writer.write(snap, states(None)) == []

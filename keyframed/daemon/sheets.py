@@ -1,11 +1,12 @@
 """Keep ``scene-XX/contact-sheet.png`` and ``storyboard.png`` in step with the project.
 
 A sheet is redrawn only when something on it changed (a tile's file, state or approval), so a
-quiet daemon draws nothing. While jobs are queued or running, a sheet is redrawn at most once
-per :data:`BUSY_MIN_S`, and at most once per :data:`BUSY_COST_FACTOR` times what its last
-drawing took: drawing happens in the reconcile loop, and redrawing the storyboard on every
-finished job kept the loop, and so the servers, waiting (bench/throughput.py). The settled
-state (nothing queued or running) is always drawn at once. Drawing is
+quiet daemon draws nothing. Drawing happens in the reconcile loop, and redrawing the sheets
+after every finished job kept the loop, and so the servers, waiting (bench/throughput.py): so
+while jobs are queued or running, the changed scene sheets are redrawn together at most once
+per :data:`BUSY_MIN_S`, the storyboard (every scene: far slower) at most once per
+:data:`BOARD_MIN_S`, and neither sooner than :data:`BUSY_COST_FACTOR` times what its last
+drawing took. The settled state (nothing queued or running) is always drawn at once. Drawing is
 :mod:`keyframed.daemon.contact`'s job; this module only decides the tiles and when.
 """
 
@@ -30,6 +31,7 @@ SCENE_SHEET = "contact-sheet.png"
 STORYBOARD = "storyboard.png"
 StateOf = Callable[[PlanItem], str]
 BUSY_MIN_S = 2.0
+BOARD_MIN_S = 30.0
 BUSY_COST_FACTOR = 10.0
 ACTIVE_STATES = frozenset({"queued", "running"})
 
@@ -69,7 +71,9 @@ class SheetWriter:
         self.max_pixels = max_pixels
         self._clock = clock
         self._keys: dict[str, str] = {}
-        self._not_before: dict[str, float] = {}  # while busy: no redraw of a sheet before this
+        # While busy: no scene sheets, or no storyboard, drawn before these times.
+        self._next_scenes = clock() + BUSY_MIN_S
+        self._next_board = clock() + BOARD_MIN_S
 
     def _key(self, snap: Snapshot, tiles: list[contact.Tile], label: str) -> str:
         parts = [(label, t.caption, t.state, t.approved,
@@ -86,23 +90,32 @@ class SheetWriter:
         rows = [(f"Scene {scene.number}: {scene.title}", scene_tiles(snap, scene.number, state_of))
                 for scene in scenes]
         busy = any(t.state in ACTIVE_STATES for _, tiles in rows for t in tiles)
-        for scene, (label, tiles) in zip(scenes, rows, strict=True):
-            rel = f"{scene.folder}/{SCENE_SHEET}"
-            if self._changed(rel, self._key(snap, tiles, label), busy):
-                self._draw(rel, partial(contact.scene_sheet, label, tiles,
-                                        max_pixels=self.max_pixels), written)
-        key = json.dumps([self._key(snap, t, lb) for lb, t in rows])
-        if self._changed(STORYBOARD, key, busy):
-            self._draw(STORYBOARD, partial(contact.storyboard, rows, max_pixels=self.max_pixels),
-                       written)
+        # A sheet not drawn now keeps its old key, so it still counts as changed later.
+        started = self._clock()
+        if not busy or started >= self._next_scenes:
+            for scene, (label, tiles) in zip(scenes, rows, strict=True):
+                rel = f"{scene.folder}/{SCENE_SHEET}"
+                if self._changed(rel, self._key(snap, tiles, label)):
+                    self._draw(rel, partial(contact.scene_sheet, label, tiles,
+                                            max_pixels=self.max_pixels), written)
+            if written:
+                self._next_scenes = self._after(started, BUSY_MIN_S)
+        started = self._clock()
+        if not busy or started >= self._next_board:
+            key = json.dumps([self._key(snap, t, lb) for lb, t in rows])
+            if self._changed(STORYBOARD, key):
+                self._draw(STORYBOARD, partial(contact.storyboard, rows,
+                                               max_pixels=self.max_pixels), written)
+                self._next_board = self._after(started, BOARD_MIN_S)
         return written
 
-    def _changed(self, rel: str, key: str, busy: bool = False) -> bool:
-        """True when the sheet must be drawn now (its key is then taken as drawn)."""
+    def _after(self, started: float, least: float) -> float:
+        """When drawing that began at ``started`` (and ended now) may next happen while busy."""
+        return started + max(least, BUSY_COST_FACTOR * (self._clock() - started))
+
+    def _changed(self, rel: str, key: str) -> bool:
         if self._keys.get(rel) == key and (self.root / rel).is_file():
             return False
-        if busy and self._clock() < self._not_before.get(rel, 0.0):
-            return False  # drawn later: its key stays old, so it still counts as changed
         self._keys[rel] = key
         return True
 
@@ -110,12 +123,8 @@ class SheetWriter:
         target = self.root / rel
         if not target.parent.is_dir():
             target.parent.mkdir(parents=True, exist_ok=True)
-        started = self._clock()
         try:
-            data = render()
-            took = self._clock() - started
-            self._not_before[rel] = started + max(BUSY_MIN_S, BUSY_COST_FACTOR * took)
-            atomic_write(target, data)
+            atomic_write(target, render())
         except (OutputError, OSError) as exc:
             self._keys.pop(rel, None)
             log.warning("sheet_failed", sheet=rel, error=str(exc))
