@@ -58,13 +58,18 @@ def child_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def run_keyframed(root: Path, timeout: float) -> tuple[float, float, str]:
-    """``keyframed run DIR``: (wall seconds, CPU seconds, output)."""
+def run_keyframed(root: Path, timeout: float,
+                  trace: Path | None = None) -> tuple[float, float, str]:
+    """``keyframed run DIR`` (traced by bench.trace_watch if ``trace``): (wall s, CPU s, output)."""
+    cmd = [sys.executable, "-m", "bench.trace_watch"] if trace else CLI
+    env = daemon_env(root, **({"KEYFRAMED_BENCH_TRACE": str(trace)} if trace else {}))
     cpu0, wall0 = child_cpu(), time.monotonic()
-    done = subprocess.run([*CLI, "run", str(root), "--timeout", str(timeout)],
-                          env=daemon_env(root), capture_output=True, text=True,
+    done = subprocess.run([*cmd, "run", str(root), "--timeout", str(timeout)],
+                          env=env, capture_output=True, text=True,
                           timeout=timeout + 60, check=False)
     wall, cpu = time.monotonic() - wall0, child_cpu() - cpu0
+    with (root.parent / "daemon.log").open("a", encoding="utf-8") as log:
+        log.write(done.stderr)
     if done.returncode != 0:
         raise SystemExit(f"bench: keyframed run failed ({done.returncode}):\n"
                          f"{done.stdout}{done.stderr[-4000:]}")
@@ -149,14 +154,15 @@ def server_figures(server: FakeComfy, first: float, last: float) -> dict[str, An
 
 
 def one_setup(base: Path, count: int, scenes: int, seed: int, job_s: float,
-              max_in_flight: int) -> dict[str, Any]:
+              max_in_flight: int, profile: bool = False) -> dict[str, Any]:
     """Build a fresh project against ``count`` servers and measure."""
     with fake_servers(count, base / "servers", job_seconds=job_s) as servers:
         root = base / "project"
         generate_project(root, scenes, seed=seed, backend="comfyui",
                          comfy_urls=[s.url for s in servers])
         write_config(root, servers, approval="auto", max_in_flight=max_in_flight)
-        wall, cpu, summary = run_keyframed(root, timeout=900)
+        trace = base / "trace.jsonl" if profile else None
+        wall, cpu, summary = run_keyframed(root, timeout=900, trace=trace)
         noop_wall, noop_cpu, _ = run_keyframed(root, timeout=300)
         all_runs = [r for s in servers for r in spans(s)]
         first = min(r[1] for r in all_runs)
@@ -166,6 +172,12 @@ def one_setup(base: Path, count: int, scenes: int, seed: int, job_s: float,
         for server in servers:
             executions.update(server.records.executions)
     longest, planned = critical_path(root)
+    passes = None
+    if trace is not None:
+        from bench.trace_watch import pass_profile
+
+        print(f"traced run, {count} server(s) x{max_in_flight}:")
+        passes = pass_profile(trace)
     jobs = len(all_runs)
     ideal = max(jobs * job_s / count, longest * job_s)
     makespan = last - first
@@ -177,7 +189,8 @@ def one_setup(base: Path, count: int, scenes: int, seed: int, job_s: float,
         "cpu_ms_per_job": (cpu - noop_cpu) / jobs * 1000 if jobs else float("nan"),
         "cpu_ms_per_job_gross": cpu / jobs * 1000 if jobs else float("nan"),
         "executed_twice": sum(1 for n in executions.values() if n > 1),
-        "summary": summary, "per_server": per_server,
+        "executed_twice_ids": sorted(p for p, n in executions.items() if n > 1),
+        "summary": summary, "per_server": per_server, "traced": profile, "passes": passes,
     }
 
 
@@ -224,6 +237,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--job-ms", type=float, default=200.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder")
+    parser.add_argument("--profile", action="store_true",
+                        help="run the daemon traced (bench.trace_watch): time per pass part")
     args = parser.parse_args(argv)
     started = time.monotonic()
     results = []
@@ -232,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
             for count in (int(x) for x in args.servers.split(",")):
                 print(f"{count} server(s), max_in_flight {depth} ...", flush=True)
                 results.append(one_setup(base / f"s{count}-f{depth}", count, args.scenes,
-                                         args.seed, args.job_ms / 1000, depth))
+                                         args.seed, args.job_ms / 1000, depth, args.profile))
     print(f"\n{args.scenes} scenes, {args.job_ms:g} ms jobs")
     print_results(results)
     verdict(results)

@@ -62,7 +62,7 @@ def _wrap(owner: Any, name: str, before: str | None, after: str | None = None,
 
 def install() -> None:
     """Wrap the daemon's stages."""
-    from keyframed.daemon import loop, watcher
+    from keyframed.daemon import loop, sheets, status, watcher
     from keyframed.daemon.comfy import client
 
     def event_path(self: Any, event: Any) -> dict[str, Any]:
@@ -72,6 +72,11 @@ def install() -> None:
     _wrap(watcher.Watcher, "_call_wake", "wake")
     _wrap(loop.Reconciler, "reconcile_once", "pass_start", "pass_end")
     _wrap(loop, "take_snapshot", "snapshot_start", "snapshot_end")
+    _wrap(loop.Reconciler, "_collect", "collect_start", "collect_end")
+    _wrap(loop.Reconciler, "_sync_jobs", "sync_start", "sync_end")
+    _wrap(loop.Reconciler, "_dispatch", "dispatch_start", "dispatch_end")
+    _wrap(status.StatusWriter, "write", "status_start", "status_end")
+    _wrap(sheets.SheetWriter, "write", "sheets_start", "sheets_end")
     _wrap(loop.Reconciler, "_start", "dispatch",
           detail=lambda self, job, item, name: {"artifact": job.path})
     _wrap(loop.Reconciler, "_execute", "worker_start",
@@ -174,6 +179,25 @@ def _span(trace: list[dict[str, Any]], start: str, end: str) -> list[float]:
 
 def _pass_times(trace: list[dict[str, Any]]) -> list[float]:
     return _span(trace, "pass_start", "pass_end")
+
+
+PARTS = ("collect", "snapshot", "sync", "dispatch", "status", "sheets")
+
+
+def pass_profile(trace_path: Path) -> dict[str, Any]:
+    """Print and return how long passes and their parts took (ms), over a traced run."""
+    trace = [json.loads(line) for line in trace_path.read_text(encoding="utf-8").splitlines()]
+    trace.sort(key=lambda r: r["t"])
+    rows, out = [], {}
+    for part in ("pass", *PARTS):
+        times = _span(trace, f"{part}_start", f"{part}_end")
+        out[part] = {"n": len(times), "total_s": sum(times) / 1000,
+                     "p50": percentile(times, 50), "p90": percentile(times, 90),
+                     "max": max(times, default=float("nan"))}
+        rows.append([part, len(times), sum(times) / 1000, out[part]["p50"], out[part]["p90"],
+                     out[part]["max"]])
+    print(table(["part of a pass", "n", "total s", "p50 ms", "p90 ms", "max ms"], rows))
+    return out
 
 
 def main() -> int:
