@@ -41,7 +41,7 @@ ASSET_TYPES = ("characters", "backgrounds", "poses", "styles", "objects")
 # Share of the asset budget per type, and the least of each a project has.
 SHARES = {"characters": 0.25, "backgrounds": 0.3, "poses": 0.2, "styles": 0.05, "objects": 0.2}
 MINIMUM = {"characters": 4, "backgrounds": 4, "poses": 4, "styles": 3, "objects": 3}
-# Chance that an asset of this type has a reference image (else: description only).
+# Share of the assets of a type that have a reference image (else: description only).
 IMAGE_CHANCE = {"characters": 1.0, "poses": 1.0, "backgrounds": 0.5, "styles": 0.5,
                 "objects": 0.5}
 SCENE_TYPES = (("character", 0.70), ("landscape", 0.18), ("object", 0.12))
@@ -173,7 +173,9 @@ def _make_assets(rng: random.Random, counts: dict[str, int]) -> dict[str, dict[s
         for i in range(counts[type_]):
             word = words[i % len(words)]
             name = f"{word.replace(' ', '_')}_{i + 1:03d}"
-            image = rng.random() < IMAGE_CHANCE[type_]
+            # Alternate for the half-and-half types, so every project has both kinds.
+            chance = IMAGE_CHANCE[type_]
+            image = chance >= 1.0 or (chance > 0.0 and i % 2 == 0)
             desc = f"{word.capitalize()} number {i + 1}, {rng.choice(EXPRESSIONS)} mood"
             group[name] = AssetSpec(type=type_, name=name, description=desc, image=image)
         out[type_] = group
