@@ -188,7 +188,9 @@ def machine() -> dict[str, Any]:
     """Where and when the figures were taken."""
     return {"date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "cpus": os.cpu_count(), "python": platform.python_version(),
-            "platform": platform.platform()}
+            "platform": platform.platform(),
+            # Other work on the machine slows the daemon and the fake servers alike.
+            "load_average": [round(x, 2) for x in os.getloadavg()]}
 
 
 def save_results(name: str, data: dict[str, Any]) -> Path:
