@@ -182,11 +182,11 @@ def run(args: argparse.Namespace, base: Path) -> dict[str, Any]:
             for n in range(args.kills):
                 kills.append(kill_once(root, log, env, listener, rng, during_start=n % 5 == 4))
                 kills[-1]["prompts"] = sum(len(s.records.prompts) for s in servers)
-                print(f"\rkill {n + 1}/{args.kills}: {kills[-1]['prompts']} prompts so far",
-                      end="", flush=True)
+                if (n + 1) % 10 == 0:
+                    print(f"kill {n + 1}/{args.kills}: {kills[-1]['prompts']} prompts so far",
+                          flush=True)
         finally:
             listener.close()
-        print()
         final = subprocess.run([*CLI, "run", str(root), "--timeout", "600"],
                                env=daemon_env(root), capture_output=True, text=True,
                                timeout=700, check=False)
