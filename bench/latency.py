@@ -117,7 +117,7 @@ def artifact_of(body: dict[str, Any]) -> str:
     return "?"
 
 
-def build_first(root: Path, servers: list[FakeComfy]) -> None:
+def build_first(root: Path, servers: list[FakeComfy], quiet: int | None = None) -> None:
     """Build everything with ``keyframed run``, then switch to manual approval.
 
     With the assets approved as built and no scene approvals, a keyframe change does not go
@@ -129,16 +129,17 @@ def build_first(root: Path, servers: list[FakeComfy]) -> None:
                               text=True, timeout=180, check=False)
         if done.returncode != 0:
             raise SystemExit(f"bench: keyframed {args[0]} failed:\n{done.stdout}{done.stderr}")
-        write_config(root, servers, approval="manual")
+        extra = ["[watch]", f"quiet_ms = {quiet}"] if quiet is not None else []
+        write_config(root, servers, approval="manual", extra=extra)
 
 
-def run_round(base: Path, reps: int, seed: int, *, profile: bool) -> tuple[list[dict[str, Any]],
-                                                                           Path]:
+def run_round(base: Path, reps: int, seed: int, *, profile: bool,
+              quiet: int | None = None) -> tuple[list[dict[str, Any]], Path]:
     """Start a server and a daemon, build, then time ``reps`` saves per editor."""
     with fake_servers(1, base / "servers") as servers:
         server = servers[0]
         root = copy_sample(base / "project")
-        build_first(root, servers)
+        build_first(root, servers, quiet)
         log = base / "daemon.log"
         env = daemon_env(root)
         trace = base / "trace.jsonl"
@@ -199,22 +200,26 @@ def main(argv: list[str] | None = None) -> int:
                         help="also run a traced round and show where the time goes")
     parser.add_argument("--profile-reps", type=int, default=8, help="saves per pattern traced")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--quiet-ms", type=int, default=None,
+                        help="the project's [watch] quiet_ms (default: keyframed's own)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder")
     args = parser.parse_args(argv)
     started = time.monotonic()
     with scratch("kf-bench-latency-", args.keep) as base:
-        samples, _ = run_round(base / "plain", args.reps, args.seed, profile=False)
+        samples, _ = run_round(base / "plain", args.reps, args.seed, profile=False,
+                               quiet=args.quiet_ms)
         summary = summarise(samples)
         print(f"edit -> POST /prompt, real daemon, {args.reps} saves per pattern "
-              f"(quiet window {quiet_ms()} ms)")
+              f"(quiet window {args.quiet_ms or quiet_ms()} ms)")
         print_summary(summary)
-        result: dict[str, Any] = {"reps": args.reps, "summary": summary, "samples": samples,
+        result: dict[str, Any] = {"reps": args.reps, "quiet_ms": args.quiet_ms or quiet_ms(),
+                                  "summary": summary, "samples": samples,
                                   "targets_ms": {"p50": P50_MS, "p99": P99_MS}}
         if args.profile:
             from bench.trace_watch import stage_table
 
             traced, trace = run_round(base / "traced", args.profile_reps, args.seed + 1,
-                                      profile=True)
+                                      profile=True, quiet=args.quiet_ms)
             stages = stage_table(traced, trace)
             result["profile"] = stages
     result["seconds"] = round(time.monotonic() - started, 1)
