@@ -10,7 +10,8 @@ building it from nothing. Measured:
 * makespan: first execution start to last execution end on the servers (and the whole
   command's wall time), against the ideal bound max(jobs x job time / servers, longest
   dependency chain x job time);
-* idle gaps on each server between its jobs (server-side execution start/end times);
+* idle gaps on each server between its jobs (server-side execution start/end times), and the
+  turnaround on dependency links: a job's start less the end of its last input's job;
 * daemon CPU per job: the child's user+system CPU (``getrusage(RUSAGE_CHILDREN)``), less
   that of a second, no-op run (start-up and one pass), divided by the jobs;
 * bytes uploaded against distinct bytes, and the most uploads of one file to one server;
@@ -45,6 +46,7 @@ from bench.fake_farm import (
     write_config,
 )
 from bench.gen import generate_project
+from tests.comfy_project import PREFIX
 from tests.fakecomfy.server import FakeComfy
 
 LOADER_HINT = "Loader"
@@ -76,8 +78,11 @@ def run_keyframed(root: Path, timeout: float,
     return wall, cpu, done.stdout.strip()
 
 
-def critical_path(root: Path) -> tuple[int, int]:
-    """(jobs on the longest dependency chain, artifacts sent to a server) of the project."""
+Graph = dict[str, tuple[bool, list[str]]]  # path -> (made by a job, not a local copy; deps)
+
+
+def project_graph(root: Path) -> Graph:
+    """Every artifact of the project with whether a server makes it, and its inputs."""
     from keyframed.daemon.config import load_settings
     from keyframed.daemon.snapshot import take_snapshot
     from keyframed.daemon.store import Store
@@ -89,19 +94,55 @@ def critical_path(root: Path) -> tuple[int, int]:
         store.close()
     if not snap.ok:
         raise SystemExit(f"bench: the generated project has errors: {snap.diagnostics[:3]}")
-    by_path = {a.path: a for a in snap.artifacts}
+    paths = {a.path for a in snap.artifacts}
+    return {a.path: (a.recipe.step != "copy", [d for d in a.deps if d in paths])
+            for a in snap.artifacts}
+
+
+def critical_path(graph: Graph) -> int:
+    """Jobs on the longest dependency chain."""
     depth: dict[str, int] = {}
 
     def chain(path: str) -> int:
         if path not in depth:
-            art = by_path[path]
-            own = 0 if art.recipe.step == "copy" else 1
-            depth[path] = own + max((chain(d) for d in art.deps if d in by_path), default=0)
+            job, deps = graph[path]
+            depth[path] = int(job) + max((chain(d) for d in deps), default=0)
         return depth[path]
 
-    longest = max((chain(p) for p in by_path), default=0)
-    jobs = sum(1 for a in snap.artifacts if a.recipe.step != "copy")
-    return longest, jobs
+    return max((chain(p) for p in graph), default=0)
+
+
+def link_delays(graph: Graph, runs: dict[str, tuple[float, float]]) -> list[float]:
+    """For each job made from other jobs' outputs: its start less its last input's end (s).
+
+    This is the daemon's turnaround on the dependency chain: collect the finished input,
+    see what became ready, dispatch it, upload, submit. Local copies count as their source.
+    """
+
+    def made_by(path: str) -> list[str]:
+        job, deps = graph[path]
+        return [path] if job else [m for d in deps for m in made_by(d)]
+
+    out = []
+    for path, (job, deps) in graph.items():
+        key = path.rsplit(".", 1)[0]
+        ends = [runs[m.rsplit(".", 1)[0]][1] for d in deps for m in made_by(d)
+                if m.rsplit(".", 1)[0] in runs]
+        if job and ends and key in runs:
+            out.append(runs[key][0] - max(ends))
+    return out
+
+
+def artifact_runs(server: FakeComfy) -> dict[str, tuple[float, float]]:
+    """Artifact (path without extension) -> (start, end) of its execution on this server."""
+    bodies = {p.prompt_id: p.body["prompt"] for p in server.records.prompts}
+    out = {}
+    for prompt_id, start, end in spans(server):
+        for node in bodies.get(prompt_id, {}).values():
+            prefix = node.get("inputs", {}).get("filename_prefix")
+            if isinstance(prefix, str) and (match := PREFIX.match(prefix)):
+                out[match.group(1)] = (start, end)
+    return out
 
 
 def spans(server: FakeComfy) -> list[tuple[str, float, float]]:
@@ -169,9 +210,13 @@ def one_setup(base: Path, count: int, scenes: int, seed: int, job_s: float,
         last = max(r[2] for r in all_runs)
         per_server = {f"gpu{n}": server_figures(s, first, last) for n, s in enumerate(servers)}
         executions: Counter[str] = Counter()
+        runs: dict[str, tuple[float, float]] = {}
         for server in servers:
             executions.update(server.records.executions)
-    longest, planned = critical_path(root)
+            runs.update(artifact_runs(server))
+    graph = project_graph(root)
+    longest, planned = critical_path(graph), sum(1 for job, _ in graph.values() if job)
+    links = link_delays(graph, runs)
     passes = None
     if trace is not None:
         from bench.trace_watch import pass_profile
@@ -188,6 +233,8 @@ def one_setup(base: Path, count: int, scenes: int, seed: int, job_s: float,
         "cpu_s": cpu, "noop_cpu_s": noop_cpu, "noop_wall_s": noop_wall,
         "cpu_ms_per_job": (cpu - noop_cpu) / jobs * 1000 if jobs else float("nan"),
         "cpu_ms_per_job_gross": cpu / jobs * 1000 if jobs else float("nan"),
+        "link_ms_p50": percentile(links, 50) * 1000, "link_ms_p90": percentile(links, 90) * 1000,
+        "links": len(links),
         "executed_twice": sum(1 for n in executions.values() if n > 1),
         "executed_twice_ids": sorted(p for p, n in executions.items() if n > 1),
         "summary": summary, "per_server": per_server, "traced": profile, "passes": passes,
@@ -198,10 +245,11 @@ def print_results(results: list[dict[str, Any]]) -> None:
     """The tables."""
     rows = [[f"{r['servers']} x{r['max_in_flight']}", r["jobs"], r["critical_path_jobs"],
              r["ideal_s"], r["makespan_s"], f"{r['over_ideal'] * 100:+.0f} %", r["wall_s"],
-             r["cpu_ms_per_job"], r["cpu_ms_per_job_gross"], r["executed_twice"]]
-            for r in results]
+             r["link_ms_p50"], r["link_ms_p90"], r["cpu_ms_per_job"],
+             r["cpu_ms_per_job_gross"], r["executed_twice"]] for r in results]
     print(table(["servers x in-flight", "jobs", "chain", "ideal s", "makespan s", "vs ideal",
-                 "wall s", "CPU ms/job", "gross", "run twice"], rows))
+                 "wall s", "link p50 ms", "link p90 ms", "CPU ms/job", "gross", "run twice"],
+                rows))
     rows = []
     for r in results:
         for name, s in r["per_server"].items():
@@ -233,7 +281,8 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scenes", type=int, default=50)
     parser.add_argument("--servers", default="1,2,4", help="server counts (1,2,4)")
-    parser.add_argument("--in-flight", default="1", help="max_in_flight values to try (1)")
+    parser.add_argument("--in-flight", default="2",
+                        help="max_in_flight values (2: one running, one queued; 1,2 compares)")
     parser.add_argument("--job-ms", type=float, default=200.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder")
