@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import threading
 import time
@@ -19,12 +20,12 @@ from pathlib import Path
 import structlog
 
 from keyframed.daemon import notify
-from keyframed.daemon.config import load_settings
+from keyframed.daemon.config import PROJECT_CONFIG, load_settings
 from keyframed.daemon.logs import setup_logging
 from keyframed.daemon.loop import Reconciler
 from keyframed.daemon.signals import Signals
 from keyframed.daemon.watcher import Watcher
-from keyframed.errors import ConfigError, StoreError
+from keyframed.errors import ConfigError, Diagnostic, StoreError
 from keyframed.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -80,11 +81,15 @@ class Daemon:
         try:
             settings = load_settings(self.root)
         except ConfigError as exc:
+            # The last good configuration stays; status.json shows why the new one was refused.
             log.error("reload_failed", error=str(exc))
+            self.rec.status.config_error = config_diagnostic(str(exc))
         else:
             self.rec.reload(settings)
             self.settings = settings
+            self.rec.status.config_error = None
             log.info("config_reloaded")
+        self.rec.wake.set()
         notify.ready()
 
     def serve(self) -> None:
@@ -116,6 +121,15 @@ class Daemon:
             self.rec.status.write(self.rec.snapshot, self.rec.last_good)
         self.rec.close(wait=False)
         log.info("daemon_stopped")
+
+
+def config_diagnostic(message: str) -> Diagnostic:
+    """A refused configuration as a status.json error (file and line when the text says)."""
+    where = re.search(r"at line (\d+), column (\d+)", message)
+    line, column = (int(where[1]), int(where[2])) if where else (1, 1)
+    file = PROJECT_CONFIG if PROJECT_CONFIG in message else "config.toml"
+    return Diagnostic(file, line, column, f"configuration not reloaded: {message}",
+                      "fix it and send SIGHUP again; the previous configuration stays in use")
 
 
 def _exit_soon() -> None:

@@ -1,7 +1,10 @@
 """Load the configuration: defaults ← config.toml ← project keyframed.toml ← KEYFRAMED_* ← flags.
 
 Validated once into the frozen :class:`keyframed.settings.Settings`. Secrets never come from
-files: a backend names the environment variable that holds its token (``token_env``).
+files: a backend names the environment variable that holds its token (``token_env``). A
+project's ``keyframed.toml`` may name only ``KEYFRAMED_*`` variables there: a project folder
+(perhaps someone else's) must not be able to send, say, ``$AWS_SECRET_ACCESS_KEY`` as a bearer
+token to a server of its choosing. The user's own config.toml may name any variable.
 """
 
 from __future__ import annotations
@@ -44,6 +47,8 @@ def _read_toml(path: Path) -> dict[str, Any]:
             return tomllib.load(handle)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: {exc}") from exc
+    except RecursionError as exc:
+        raise ConfigError(f"{path}: invalid TOML: nested too deeply") from exc
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read ({exc.strerror})") from exc
 
@@ -57,6 +62,18 @@ def merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
         else:
             out[key] = value
     return out
+
+
+def _check_project_tokens(path: Path, layer: Mapping[str, Any]) -> None:
+    """Refuse a project file whose backends name a token variable outside ``KEYFRAMED_*``."""
+    backends = layer.get("backends")
+    for n, backend in enumerate(backends if isinstance(backends, list) else []):
+        name = backend.get("token_env") if isinstance(backend, Mapping) else None
+        if isinstance(name, str) and not name.startswith(ENV_PREFIX):
+            raise ConfigError(
+                f"{path}: backends[{n}].token_env = {name!r}: a project's {PROJECT_CONFIG} may "
+                f"only name {ENV_PREFIX}* variables for a token (set other names in your own "
+                "config.toml)")
 
 
 def _env_layer(env: Mapping[str, str]) -> dict[str, Any]:
@@ -101,7 +118,10 @@ def load_settings(
         candidates.append(project / PROJECT_CONFIG)
     for path in candidates:
         if path.is_file():
-            data = merge(data, _read_toml(path))
+            layer = _read_toml(path)
+            if path.name == PROJECT_CONFIG and project is not None:
+                _check_project_tokens(path, layer)
+            data = merge(data, layer)
             sources.append(str(path))
     data = merge(data, _env_layer(env))
     data = merge(data, overrides or {})

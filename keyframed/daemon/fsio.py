@@ -3,13 +3,22 @@
 Every file keyframed writes goes through :func:`atomic_write`: a temp file in the same folder,
 fsync, ``os.replace``, then fsync of the folder, so no reader or watcher sees a half-written file.
 Temp files start with ``.kf-tmp-`` so the watcher can ignore them.
+
+Files inside a project go through :func:`write_inside`, which never leaves the project folder:
+every folder on the way is opened without following symlinks (``O_NOFOLLOW`` relative to the
+folder above), so a folder swapped for a symlink between a check and the write cannot redirect
+the write, and a missing project folder is never re-created.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
+import posixpath
+import secrets
+import stat
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -18,6 +27,16 @@ from typing import BinaryIO
 
 TEMP_PREFIX = ".kf-tmp-"
 _CHUNK = 1 << 20
+_DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0)
+_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+
+
+class UnsafePathError(OSError):
+    """A project-relative path cannot be written without leaving the project or replacing
+    something that is not a regular file (a symlink, a folder)."""
+
+    def __str__(self) -> str:
+        return str(self.strerror)
 
 
 def _fsync(fd: int) -> None:
@@ -85,3 +104,92 @@ def sha256_file(path: Path) -> str:
 def is_temp_name(name: str) -> bool:
     """True for keyframed's own temp files."""
     return name.startswith(TEMP_PREFIX)
+
+
+def open_project_folder(root: Path, rel_folder: str, *, create: bool) -> int:
+    """Open ``root/rel_folder`` without following any symlink below ``root``; return its fd.
+
+    ``root`` itself is opened as given (the user named it) but never created. Missing folders
+    below it are created when ``create`` is set.
+
+    Raises:
+        UnsafePathError: a folder on the way is a symlink or not a folder.
+        FileNotFoundError: ``root`` (or, without ``create``, a folder) does not exist.
+    """
+    fd = os.open(root, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    done: list[str] = []
+    for part in [p for p in rel_folder.split("/") if p not in ("", ".")]:
+        done.append(part)
+        fd = _step(fd, part, "/".join(done), create)  # always closes the fd it is given
+    return fd
+
+
+def _step(fd: int, part: str, shown: str, create: bool) -> int:
+    """Open one folder below ``fd`` (closing ``fd``), creating it when asked."""
+    try:
+        try:
+            child = os.open(part, _DIR_FLAGS, dir_fd=fd)
+        except FileNotFoundError:
+            if not create:
+                raise
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(part, 0o777, dir_fd=fd)
+            child = os.open(part, _DIR_FLAGS, dir_fd=fd)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.EMLINK):
+            raise UnsafePathError(exc.errno, f"{shown} is a symlink; keyframed writes only "
+                                  "into real folders inside the project") from exc
+        if exc.errno == errno.ENOTDIR:
+            raise UnsafePathError(exc.errno, f"{shown} is not a folder") from exc
+        raise
+    finally:
+        os.close(fd)
+    return child
+
+
+def write_inside(root: Path, rel: str, data: bytes) -> str:
+    """Atomically write ``data`` at the project-relative POSIX path ``rel``; return its sha256.
+
+    Like :func:`atomic_write` (temp file, fsync, rename, fsync of the folder), but the write
+    cannot leave ``root``: see :func:`open_project_folder`. What is at ``rel`` must be absent or
+    a regular file; a symlink there is never replaced and never followed.
+
+    Raises:
+        UnsafePathError: the path is blocked by a symlink, a folder or another non-file.
+        OSError: the write itself failed (no space, read-only file system, ...).
+    """
+    folder, name = posixpath.split(rel)
+    fd = open_project_folder(root, folder, create=True)
+    try:
+        _check_target(fd, name, rel)
+        tmp = f"{TEMP_PREFIX}{secrets.token_hex(8)}{posixpath.splitext(name)[1]}"
+        out = os.open(tmp, _NEW_FILE, 0o600, dir_fd=fd)
+        try:
+            with os.fdopen(out, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                _fsync(handle.fileno())
+            os.replace(tmp, name, src_dir_fd=fd, dst_dir_fd=fd)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp, dir_fd=fd)
+            raise
+        with contextlib.suppress(OSError):
+            _fsync(fd)
+    finally:
+        os.close(fd)
+    return hashlib.sha256(data).hexdigest()
+
+
+def _check_target(fd: int, name: str, rel: str) -> None:
+    try:
+        st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return
+    if stat.S_ISLNK(st.st_mode):
+        raise UnsafePathError(errno.ELOOP, f"{rel} is a symlink; keyframed never replaces or "
+                              "writes through a symlink")
+    if stat.S_ISDIR(st.st_mode):
+        raise UnsafePathError(errno.EISDIR, f"{rel} is a folder where keyframed writes a file")
+    if not stat.S_ISREG(st.st_mode):
+        raise UnsafePathError(errno.EINVAL, f"{rel} is not a regular file")

@@ -3,15 +3,20 @@
 A file is hashed only when its stat changed since it was last hashed. Like git's index, an
 entry whose mtime is too recent is not cached: a second write within the filesystem's
 timestamp granularity could keep size and mtime and change the bytes.
+
+A path that leads outside the project through a symlink is never read: it hashes as missing
+(:mod:`keyframed.daemon.contain`).
 """
 
 from __future__ import annotations
 
 import os
+import stat
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from keyframed.daemon.contain import Containment
 from keyframed.daemon.fsio import sha256_file
 from keyframed.daemon.store import Store
 
@@ -34,10 +39,11 @@ class HashCache:
         out: dict[str, str | None] = {}
         fresh: list[tuple[str, int, int, int, str]] = []
         horizon = (self.clock() - RACY_SECONDS) * 1e9
+        contain = Containment(self.root)
         for rel in paths:
             if rel in out:
                 continue
-            out[rel] = self._hash_one(rel, fresh, horizon)
+            out[rel] = None if contain.escapes(rel) else self._hash_one(rel, fresh, horizon)
         self.store.remember_hashes(fresh)
         return out
 
@@ -49,7 +55,7 @@ class HashCache:
             st = os.stat(path)
         except OSError:
             return None
-        if not os.path.isfile(path):
+        if not stat.S_ISREG(st.st_mode):
             return None
         key = (st.st_size, st.st_mtime_ns, st.st_ino)
         known = self._known.get(rel)

@@ -3,13 +3,17 @@
 :func:`load_project` never raises for bad input: every problem becomes a
 :class:`~keyframed.errors.Diagnostic` and ``project`` is None. What it guards against:
 
-- files too large to be hand-written inputs (refused from their size, without reading them);
+- files too large to be hand-written inputs (refused from their size, without reading them),
+  and Markdown with a line longer than :data:`MAX_LINE_BYTES` (refused before parsing: no
+  hand-written line is that long, and every field ends up in a prompt);
 - binary files (NUL or other control bytes) and text that is not UTF-8 (reported at the line
   and column of the first bad byte); a UTF-8 byte-order mark is accepted;
 - asset image paths that leave the project through a symlink (of the file or of any folder
   on the way); the parsers already refuse absolute paths and ``..``;
 - images that are not images, are truncated, or would decode to more than ``max_pixels``
-  pixels (checked from the header; pixels are never decoded here). Pillow's warnings are
+  pixels (checked from the header; pixels are never decoded here), and animated images or
+  multi-page files (ComfyUI's LoadImage would turn every frame into a batch entry; a
+  multi-picture JPEG is fine, ComfyUI takes its first picture). Pillow's warnings are
   turned into diagnostics, never let out.
 
 Reconcile passes call this often, so the facts about an image are cached by its
@@ -44,6 +48,7 @@ SCENES_FILE = "scene-breakdown.md"
 STYLE_FILE = "style.json"
 MAX_JSON_BYTES = 5 * 1024 * 1024
 MAX_MARKDOWN_BYTES = 20 * 1024 * 1024
+MAX_LINE_BYTES = 64 * 1024
 IMAGE_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "GIF", "TIFF")
 # C0 control bytes that never occur in hand-written text (tab, LF, VT, FF, CR and ESC may).
 _BINARY = re.compile(rb"[\x00-\x08\x0e-\x1a\x1c-\x1f]")
@@ -107,7 +112,8 @@ def load_project(root: Path, max_pixels: int = 64_000_000) -> LoadResult:
     found: list[Diagnostic] = []
     texts = (
         read_text(root, ASSETS_FILE, MAX_JSON_BYTES, found, required=True),
-        read_text(root, SCENES_FILE, MAX_MARKDOWN_BYTES, found, required=True),
+        read_text(root, SCENES_FILE, MAX_MARKDOWN_BYTES, found, required=True,
+                  max_line=MAX_LINE_BYTES),
         read_text(root, STYLE_FILE, MAX_JSON_BYTES, found, required=False),
     )
     assets = _CACHES.parsed(ASSETS_FILE, texts[0], parse_assets) if texts[0] is not None else None
@@ -153,7 +159,8 @@ def _check(
 
 
 def read_text(
-    root: Path, name: str, limit: int, found: list[Diagnostic], *, required: bool
+    root: Path, name: str, limit: int, found: list[Diagnostic], *, required: bool,
+    max_line: int | None = None,
 ) -> str | None:
     """Read one input file as UTF-8 text, or add a diagnostic and return None.
 
@@ -163,6 +170,7 @@ def read_text(
         limit: The largest size accepted, in bytes.
         found: Where diagnostics are added.
         required: Whether a missing file is an error.
+        max_line: The longest line accepted, in bytes (None: any).
     """
     path = root / name
     try:
@@ -185,7 +193,20 @@ def read_text(
     if len(data) > limit:
         found.append(_too_large(name, len(data), limit))
         return None
+    if max_line is not None and (long := _long_line(data, max_line)) is not None:
+        found.append(Diagnostic(name, long[0], 1, f"line {long[0]} of {name} is {long[1]:,} "
+                                f"bytes long, more than the limit of {max_line:,}",
+                                "is this the right file?"))
+        return None
     return decode_text(name, data, found)
+
+
+def _long_line(data: bytes, limit: int) -> tuple[int, int] | None:
+    """(line number, length) of the first line longer than ``limit`` bytes, or None."""
+    for number, line in enumerate(data.split(b"\n"), 1):
+        if len(line) > limit:
+            return number, len(line)
+    return None
 
 
 def _too_large(name: str, size: int, limit: int) -> Diagnostic:
@@ -303,6 +324,9 @@ def _inspect(rel: str, path: Path, max_pixels: int) -> FileFact:
                 fmt = im.format or ""
                 if width * height > max_pixels:
                     return _bomb(rel, width, height, max_pixels)
+                if fmt != "MPO" and getattr(im, "is_animated", False):
+                    return FileFact(path=rel, exists=True, error=f"is an animated or multi-page "
+                                    f"{fmt} image; give a still image (one frame)")
                 im.verify()
     except Image.DecompressionBombError:
         return FileFact(

@@ -26,7 +26,12 @@ class ProjectLock:
     def acquire(self) -> None:
         """Take the lock or raise StoreError naming the process that holds it."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        # Never through a symlink: a planted link would have us truncate its target.
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+        except OSError as exc:
+            raise StoreError(f"{self.path}: cannot open the lock file ({exc.strerror}); "
+                             "it must be a plain file") from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -9,6 +9,8 @@ from collections.abc import Mapping
 
 import structlog
 
+from keyframed.daemon.redact import redact_event
+
 
 def wants_json(env: Mapping[str, str], tty: bool) -> bool:
     """JSON when ``KEYFRAMED_LOG_FORMAT=json``, or under journald, or when not on a terminal."""
@@ -36,6 +38,7 @@ def setup_logging(verbose: bool = False, env: Mapping[str, str] | None = None) -
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
+            redact_event,  # no secret in any line, even one a server echoed back
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(

@@ -8,10 +8,16 @@ missed filesystem event heals itself.
 
 Threads: the caller's thread runs passes; each backend has a small pool of worker threads
 that run jobs and only report back through futures (they never write project files).
+
+The project folder may vanish (deleted, renamed) while the daemon runs: passes then do nothing
+but say so once in the log, and nothing is written (the folder is never re-created). When a
+folder is back at the path, work goes on; if it is another folder (restored from a copy), the
+state store is opened afresh from it.
 """
 
 from __future__ import annotations
 
+import os
 import random
 import threading
 import time
@@ -23,8 +29,17 @@ from pathlib import Path
 import structlog
 
 from keyframed.daemon.backends import Backend, make_backends
+from keyframed.daemon.contain import Containment
 from keyframed.daemon.lock import ProjectLock
-from keyframed.daemon.outputs import UserFileError, commit_output, heal_pending, sweep_temp
+from keyframed.daemon.outputs import (
+    BLOCKED,
+    UserFileError,
+    commit_output,
+    heal_pending,
+    output_obstacle,
+    sweep_temp,
+)
+from keyframed.daemon.redact import redact
 from keyframed.daemon.sheets import SheetWriter
 from keyframed.daemon.snapshot import Snapshot, take_snapshot
 from keyframed.daemon.status import StatusWriter, artifact_state
@@ -32,8 +47,10 @@ from keyframed.daemon.store import Job, JobStore, Store
 from keyframed.errors import (
     ComfyExecutionError,
     ComfyPermanentError,
+    Diagnostic,
     KeyframedError,
     OutputError,
+    ProjectError,
     TemplateError,
 )
 from keyframed.handlers.graph import closure
@@ -101,6 +118,8 @@ class Reconciler:
         self.sheets = SheetWriter(root, settings.run.max_image_pixels)
         self.passes = 0
         self._support_cache: dict[tuple[str, str], bool] = {}
+        self._identity: tuple[int, int] | None = None
+        self._gone = False
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -108,6 +127,8 @@ class Reconciler:
         """Heal interrupted writes and put jobs a crash left in flight back in line."""
         (self.root / ".keyframed").mkdir(exist_ok=True)
         self.lock.acquire()
+        st = os.stat(self.root)
+        self._identity = (st.st_dev, st.st_ino)
         healed = heal_pending(self.root, self.store)
         sweep_temp(self.root)
         for job in self.jobs.live():
@@ -125,6 +146,50 @@ class Reconciler:
             backend.close()
         self.store.close()
         self.lock.release()
+
+    def _root_ok(self) -> bool:
+        """False while the project folder is missing; reopen the store if it was replaced."""
+        try:
+            st = os.stat(self.root)
+            if not os.path.isdir(self.root):
+                raise NotADirectoryError(self.root)
+        except OSError as exc:
+            if not self._gone:
+                log.error("project_folder_missing", project=str(self.root),
+                          error=exc.strerror or type(exc).__name__)
+            self._gone = True
+            return False
+        if self._gone:
+            log.info("project_folder_back", project=str(self.root))
+            self._gone = False
+        identity = (st.st_dev, st.st_ino)
+        if self._identity is not None and identity != self._identity:
+            self._reopen()
+        self._identity = identity
+        return True
+
+    def _reopen(self) -> None:
+        """The folder at the path is another one now: start over from its own state store.
+
+        Jobs in flight belong to the old store; their results are dropped (a ComfyUI backend
+        finds a finished prompt again by its id, so nothing runs twice).
+        """
+        log.warning("project_folder_replaced", project=str(self.root))
+        old_status = self.status
+        self.reload(self.settings)
+        self.inflight.clear()
+        self.store.close()
+        self.lock.release()
+        self.store = Store.for_project(self.root)
+        self.lock = ProjectLock(self.root / ".keyframed")
+        self.jobs = JobStore(self.store)
+        self.own_writes.clear()
+        self.snapshot = self.last_good = None
+        self.status = StatusWriter(self.root, self)
+        self.status.state = old_status.state
+        self.status.config_error = old_status.config_error
+        self.sheets = SheetWriter(self.root, self.settings.run.max_image_pixels)
+        self.start()
 
     def _ensure_backends(self, snap: Snapshot) -> None:
         if self.backends:
@@ -144,6 +209,9 @@ class Reconciler:
         """One level-triggered pass: read, compare, act, write status."""
         self.passes += 1
         result = PassResult()
+        if not self._root_ok():
+            result.ok = False
+            return result
         # Finished work is written first, so the snapshot below already sees it.
         self._collect(result)
         snap = take_snapshot(self.root, self.settings, self.store, record=True)
@@ -177,7 +245,13 @@ class Reconciler:
                 continue  # superseded meanwhile: its result is not wanted
             error = run.future.exception()
             if error is None:
-                self._finish(run, run.future.result(), result)
+                try:
+                    self._finish(run, run.future.result(), result)
+                except OutputError as exc:
+                    if not os.path.isdir(self.root):
+                        self.jobs.set_state(job_id, "ready")  # the folder went away meanwhile
+                        continue
+                    self._failed(current, run, exc, result)
             else:
                 self._failed(current, run, error, result)
 
@@ -198,7 +272,7 @@ class Reconciler:
     def _failed(self, job: Job, run: InFlight, error: BaseException, result: PassResult) -> None:
         attempts = job.attempts + 1
         permanent = isinstance(error, PERMANENT) or not isinstance(error, KeyframedError)
-        message = f"{type(error).__name__}: {error}"
+        message = redact(f"{type(error).__name__}: {error}")
         if isinstance(error, ComfyExecutionError) and not (job.error or "").startswith(
                 f"{type(error).__name__}:"):
             # Only an execution error that repeats is final (a server that ran out of memory
@@ -225,7 +299,7 @@ class Reconciler:
             source = self.root / item.artifact.recipe.inputs[0].path
             try:
                 commit_output(self.root, self.store, item, source.read_bytes(), backend=None)
-            except (OSError, UserFileError) as exc:
+            except (OSError, UserFileError, OutputError) as exc:
                 log.warning("copy_failed", artifact=item.path, error=str(exc))
                 continue
             result.written.append(item.path)
@@ -249,14 +323,31 @@ class Reconciler:
         latest = self.jobs.latest()
         for path, item in ready.items():
             last = latest.get(path)
-            # Skip what is already on its way, or failed until its recipe changes.
+            # Skip what is already on its way, or failed until its recipe changes (or, for a
+            # job that failed on a blocked output path, until the path is cleared).
             if (last is not None and last.fingerprint == item.status.fingerprint
-                    and last.state in ("ready", "submitted", "running", "failed")):
+                    and last.state in ("ready", "submitted", "running", "failed")
+                    and not self._unblocked(last)):
                 continue
             fp = item.status.fingerprint or ""
             self.jobs.create(path, fp, item.artifact.recipe.take,
                              item.artifact.recipe.model_dump_json())
             result.created.append(path)
+
+    def _unblocked(self, job: Job) -> bool:
+        """True for a job that failed on a blocked output path which is clear now."""
+        return (job.state == "failed" and BLOCKED in (job.error or "")
+                and output_obstacle(self.root, job.path) is None)
+
+    def _blocked(self, job: Job, result: PassResult) -> bool:
+        """Fail a job whose output path is blocked, before any GPU time is spent on it."""
+        problem = output_obstacle(self.root, job.path)
+        if problem is None:
+            return False
+        self.jobs.set_state(job.id, "failed", error=problem)
+        result.failed.append(job.path)
+        log.error("job_failed", artifact=job.path, error=problem, attempts=job.attempts)
+        return True
 
     def _supersede(self, job: Job, result: PassResult) -> None:
         self.jobs.set_state(job.id, "superseded")
@@ -282,6 +373,7 @@ class Reconciler:
         waiting = [j for j in self.jobs.live()
                    if j.state == "ready" and j.id not in self.inflight and j.not_before <= now
                    and j.path in items and items[j.path].status.fingerprint == j.fingerprint]
+        waiting = [j for j in waiting if not self._blocked(j, result)]
         if not waiting:
             return
         wants = [Want(job_id=j.id, stack=stack_key(items[j.path].artifact.recipe),
@@ -322,6 +414,13 @@ class Reconciler:
 
         try:
             self.jobs.set_state(job.id, "running", backend=backend.name)
+            # The snapshot checked the inputs; a folder swapped for a symlink since then must
+            # not make the backend read (and send to a server) a file from outside.
+            contain = Containment(self.root)
+            escaped = [rel for rel in inputs if contain.escapes(rel)]
+            if escaped:
+                raise ProjectError([Diagnostic(escaped[0], 1, 1, "leads outside the project "
+                                               "through a symlink; not read")])
             return backend.execute(job.fingerprint, item.artifact, inputs, progress)
         finally:
             self.wake.set()

@@ -3,16 +3,23 @@
 The intent is stored before the rename and confirmed after it, so a crash between the two is
 healed on the next start (:func:`heal_pending`) instead of leaving a file that looks like a
 user override.
+
+An output path blocked by something that is not a regular file (a folder, a symlink, a file
+where a folder should be) is never written through or replaced: the job fails with a
+message that starts with :data:`BLOCKED` and says what is in the way (:func:`output_obstacle`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
+import stat
 from pathlib import Path
 
-from keyframed.daemon.fsio import TEMP_PREFIX, atomic_write, sha256_file
+from keyframed.daemon.fsio import TEMP_PREFIX, UnsafePathError, sha256_file, write_inside
 from keyframed.daemon.store import Store
+from keyframed.errors import OutputError
 from keyframed.handlers.plan import PlanItem
 from keyframed.handlers.staleness import Record
 
@@ -25,8 +32,41 @@ def record_for(item: PlanItem, output_hash: str) -> Record:
                   components=status.components, take=item.artifact.recipe.take)
 
 
+BLOCKED = "output blocked: "
+
+
 class UserFileError(Exception):
     """The output path holds a file keyframed did not write; it is never overwritten."""
+
+
+def output_obstacle(root: Path, rel: str) -> str | None:
+    """Why ``rel`` cannot be written as a regular file inside ``root``, or None when it can.
+
+    Looks at each component with ``lstat`` (never following a symlink): every folder on the way
+    must be a real folder or absent, and the file itself absent or a regular file.
+    """
+    parts = rel.split("/")
+    path = root
+    for n, part in enumerate(parts):
+        path = path / part
+        shown = "/".join(parts[: n + 1])
+        try:
+            mode = os.lstat(path).st_mode
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            return f"{BLOCKED}{shown} cannot be checked: {exc.strerror}"
+        last = n == len(parts) - 1
+        if stat.S_ISLNK(mode):
+            return (f"{BLOCKED}{shown} is a symlink; keyframed never writes through or replaces "
+                    "a symlink (remove it to have the output made here)")
+        if not last and not stat.S_ISDIR(mode):
+            return f"{BLOCKED}{shown} is not a folder; keyframed needs a folder there for {rel}"
+        if last and stat.S_ISDIR(mode):
+            return f"{BLOCKED}{rel} is a folder where keyframed writes its output; move it away"
+        if last and not stat.S_ISREG(mode):
+            return f"{BLOCKED}{rel} is not a regular file; move it away"
+    return None
 
 
 def is_ours(root: Path, store: Store, path: str) -> bool:
@@ -47,13 +87,24 @@ def commit_output(
 
     Raises:
         UserFileError: the path holds a file the user put there (or replaced) meanwhile.
+        OutputError: the path is blocked (see :func:`output_obstacle`) or cannot be written.
     """
+    problem = output_obstacle(root, item.path)
+    if problem is not None:
+        raise OutputError(problem)
     if not is_ours(root, store, item.path):
         raise UserFileError(f"{item.path} was replaced by the user; keeping their file")
     digest = hashlib.sha256(data).hexdigest()
     record = record_for(item, digest)
     store.intend_write(record, backend)
-    atomic_write(root / item.path, data)
+    try:
+        write_inside(root, item.path, data)
+    except UnsafePathError as exc:  # something was put in the way since the check above
+        store.drop_write(item.path)
+        raise OutputError(f"{BLOCKED}{exc}") from exc
+    except OSError as exc:
+        store.drop_write(item.path)
+        raise OutputError(f"cannot write {item.path}: {exc.strerror or exc}") from exc
     store.finish_write(record, backend, job_id)
     return digest
 

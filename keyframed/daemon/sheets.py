@@ -8,12 +8,21 @@ per :data:`BUSY_MIN_S`, the storyboard (every scene: far slower) at most once pe
 :data:`BOARD_MIN_S`, and neither sooner than :data:`BUSY_COST_FACTOR` times what its last
 drawing took. The settled state (nothing queued or running) is always drawn at once. Drawing is
 :mod:`keyframed.daemon.contact`'s job; this module only decides the tiles and when.
+
+Sheets follow the rule of every output: a file keyframed did not write is never overwritten (a
+director may well keep a hand-drawn ``storyboard.png``). keyframed's sheets carry a PNG text
+chunk right after the header (:data:`SIGNATURE`); a file at a sheet's path without it is the
+user's and is left alone. Sheets are written only inside the project (never through a symlink).
 """
 
 from __future__ import annotations
 
 import json
+import os
+import stat
+import struct
 import time
+import zlib
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -21,7 +30,7 @@ from pathlib import Path
 import structlog
 
 from keyframed.daemon import contact
-from keyframed.daemon.fsio import atomic_write
+from keyframed.daemon.fsio import write_inside
 from keyframed.daemon.snapshot import Snapshot
 from keyframed.errors import OutputError
 from keyframed.handlers.plan import PlanItem
@@ -30,10 +39,33 @@ log = structlog.get_logger(__name__)
 SCENE_SHEET = "contact-sheet.png"
 STORYBOARD = "storyboard.png"
 StateOf = Callable[[PlanItem], str]
+_TEXT = b"Software\x00keyframed contact sheet"
+SIGNATURE = (struct.pack(">I", len(_TEXT)) + b"tEXt" + _TEXT
+             + struct.pack(">I", zlib.crc32(b"tEXt" + _TEXT)))
+_AFTER_IHDR = 33  # PNG signature (8) + IHDR chunk (4 + 4 + 13 + 4)
 BUSY_MIN_S = 2.0
 BOARD_MIN_S = 30.0
 BUSY_COST_FACTOR = 10.0
 ACTIVE_STATES = frozenset({"queued", "running"})
+
+
+def signed(png: bytes) -> bytes:
+    """The PNG with keyframed's signature chunk inserted right after its header chunk."""
+    return png[:_AFTER_IHDR] + SIGNATURE + png[_AFTER_IHDR:]
+
+
+def is_ours(path: Path) -> bool:
+    """True when ``path`` is absent or a regular file carrying keyframed's sheet signature."""
+    try:
+        if not stat.S_ISREG(os.lstat(path).st_mode):
+            return False
+        with path.open("rb") as handle:
+            head = handle.read(_AFTER_IHDR + len(SIGNATURE))
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    return head[_AFTER_IHDR:] == SIGNATURE
 
 
 def _caption(item: PlanItem) -> str:
@@ -56,7 +88,8 @@ def scene_tiles(snap: Snapshot, scene: int, state_of: StateOf) -> list[contact.T
     items = [i for i in snap.items if i.artifact.scene == scene]
     items.sort(key=lambda i: order.get(i.artifact.kind, 3))
     return [
-        contact.Tile(path=snap.root / i.path if (snap.root / i.path).is_file() else None,
+        # A path with no hash is missing, or leads outside the project: nothing to draw.
+        contact.Tile(path=snap.root / i.path if snap.hashes.get(i.path) else None,
                      caption=_caption(i), state=state_of(i), approved=_approved(snap, i))
         for i in items
     ]
@@ -71,6 +104,7 @@ class SheetWriter:
         self.max_pixels = max_pixels
         self._clock = clock
         self._keys: dict[str, str] = {}
+        self._kept: set[str] = set()
         # While busy: no scene sheets, or no storyboard, drawn before these times.
         self._next_scenes = clock() + BUSY_MIN_S
         self._next_board = clock() + BOARD_MIN_S
@@ -120,11 +154,15 @@ class SheetWriter:
         return True
 
     def _draw(self, rel: str, render: Callable[[], bytes], written: list[str]) -> None:
-        target = self.root / rel
-        if not target.parent.is_dir():
-            target.parent.mkdir(parents=True, exist_ok=True)
+        if not is_ours(self.root / rel):
+            if rel not in self._kept:
+                log.warning("sheet_not_drawn", sheet=rel,
+                            error="a file keyframed did not write is there; keeping it")
+                self._kept.add(rel)
+            return
+        self._kept.discard(rel)
         try:
-            atomic_write(target, render())
+            write_inside(self.root, rel, signed(render()))
         except (OutputError, OSError) as exc:
             self._keys.pop(rel, None)
             log.warning("sheet_failed", sheet=rel, error=str(exc))

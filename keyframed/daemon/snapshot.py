@@ -14,10 +14,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from keyframed.daemon import templates
+from keyframed.daemon.contain import Containment
 from keyframed.daemon.fsio import sha256_file
+from keyframed.daemon.guards import (
+    RETRY_SUFFIX,
+    MarkerScan,
+    marker_problem,
+    output_folder_problems,
+    retry_candidates,
+    scan_markers,
+)
 from keyframed.daemon.hashing import HashCache
 from keyframed.daemon.loader import load_project
 from keyframed.daemon.store import Store
+from keyframed.daemon.templates import TemplateFileError
 from keyframed.errors import Diagnostic, TemplateError
 from keyframed.handlers.approvals import ASSETS_MARKER, Approvals, keyframes_marker
 from keyframed.handlers.composite import keyframe_path
@@ -28,7 +38,8 @@ from keyframed.handlers.project import Project
 from keyframed.handlers.recipe import Artifact
 from keyframed.settings import Settings
 
-RETRY_SUFFIX = ".retry"
+__all__ = ["RETRY_SUFFIX", "Snapshot", "approvals_for", "consume_retries", "marker_identity",
+           "retry_markers", "take_snapshot"]
 
 
 @dataclass
@@ -118,24 +129,22 @@ def approvals_for(
 
 def retry_markers(root: Path, artifacts: list[Artifact]) -> dict[str, Path]:
     """Map artifact path → its ``scene-XX/<name>.retry`` marker, for markers present."""
-    found: dict[str, Path] = {}
-    for art in artifacts:
-        if art.scene is None:
-            continue
-        folder = root / f"scene-{art.scene:02d}"
-        names = {art.name}
-        if art.kind == "video":
-            names.add("video")
-        for name in names:
-            marker = folder / f"{name}{RETRY_SUFFIX}"
-            if marker.is_file():
-                # A copied layer is remade by a new take of what it copies.
-                target = art.recipe.inputs[0].path if art.recipe.step == "copy" else art.path
-                found[target] = marker
-    return found
+    return scan_markers_of(root, artifacts).retries
 
 
-def consume_retries(root: Path, artifacts: list[Artifact], store: Store) -> int:
+def scan_markers_of(root: Path, artifacts: list[Artifact]) -> MarkerScan:
+    """The retry markers of ``artifacts`` present and usable (no gate markers)."""
+    scan = MarkerScan()
+    contain = Containment(root)
+    for target, rel in retry_candidates(artifacts):
+        present, problem = marker_problem(root, rel, contain)
+        if present and problem is None:
+            scan.retries[target] = root / rel
+    return scan
+
+
+def consume_retries(root: Path, artifacts: list[Artifact], store: Store,
+                    found: dict[str, Path] | None = None) -> int:
     """Turn each new retry marker into exactly one more take.
 
     A marker is identified by its content and mtime, so a restart that sees it again does not
@@ -144,7 +153,8 @@ def consume_retries(root: Path, artifacts: list[Artifact], store: Store) -> int:
     """
     consumed = 0
     records = store.records()
-    for path, marker in retry_markers(root, artifacts).items():
+    markers = retry_markers(root, artifacts) if found is None else found
+    for path, marker in markers.items():
         identity = marker_identity(marker)
         if identity is None:
             continue
@@ -175,10 +185,21 @@ def take_snapshot(
         return snap
     project = loaded.project
     artifacts = desired_artifacts(project, _context(project, settings, root, store))
-    if record and consume_retries(root, artifacts, store):
+    contain = Containment(root)
+    scan = scan_markers(root, project, artifacts, contain)
+    problems = scan.problems + output_folder_problems(artifacts, contain)
+    if problems:
+        snap.diagnostics.extend(problems)
+        snap.project = None
+        return snap
+    if record and consume_retries(root, artifacts, store, scan.retries):
         artifacts = desired_artifacts(project, _context(project, settings, root, store))
     try:
         template_hashes = _template_hashes(artifacts, root)
+    except TemplateFileError as exc:
+        snap.diagnostics.append(Diagnostic(exc.file, exc.line, exc.column, exc.problem))
+        snap.project = None
+        return snap
     except TemplateError as exc:
         snap.diagnostics.append(Diagnostic(file="workflows", line=1, column=1, message=str(exc)))
         snap.project = None

@@ -1,7 +1,10 @@
 """Status files (DESIGN §7): ``scene-XX/status.json`` and ``status.json`` at the root.
 
 Written atomically, and only when their content changed (the root file's clock aside), so a
-quiet daemon does not churn the disk. The JSON Schema is ``keyframed/schemas/status.schema.json``.
+quiet daemon does not churn the disk. Written only inside the project (never through a
+symlinked scene folder, never re-creating a project folder that went away); a status file that
+cannot be written is skipped with a warning, the daemon goes on. The JSON Schema is
+``keyframed/schemas/status.schema.json``.
 """
 
 from __future__ import annotations
@@ -13,15 +16,19 @@ from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import structlog
+
 from keyframed import __version__
-from keyframed.daemon.fsio import atomic_write
+from keyframed.daemon.fsio import write_inside
 from keyframed.daemon.snapshot import Snapshot
 from keyframed.daemon.store import Job
+from keyframed.errors import Diagnostic
 from keyframed.handlers.plan import PlanItem
 
 if TYPE_CHECKING:
     from keyframed.daemon.loop import Reconciler
 
+log = structlog.get_logger(__name__)
 FORMAT = 1
 ROOT_STATUS = "status.json"
 JOB_STATE = {"ready": "queued", "submitted": "queued", "running": "running", "failed": "failed"}
@@ -67,6 +74,9 @@ class StatusWriter:
         self.root = root
         self.owner = owner
         self._last: dict[str, str] = {}
+        self._failed: dict[str, str] = {}
+        # A configuration the daemon refused to reload (SIGHUP); shown among the errors.
+        self.config_error: Diagnostic | None = None
         self._root_written = 0.0
         self.state = "running"
 
@@ -75,10 +85,14 @@ class StatusWriter:
         key = json.dumps(stable, sort_keys=True)
         if self._last.get(rel) == key and (not volatile or time.time() - self._root_written < 30):
             return False
-        path = self.root / rel
-        if not path.parent.is_dir():
+        try:
+            write_inside(self.root, rel, (json.dumps(doc, indent=2) + "\n").encode())
+        except OSError as exc:
+            if self._failed.get(rel) != str(exc):
+                log.warning("status_not_written", file=rel, error=str(exc))
+            self._failed[rel] = str(exc)
             return False
-        atomic_write(path, (json.dumps(doc, indent=2) + "\n").encode())
+        self._failed.pop(rel, None)
         self._last[rel] = key
         if volatile:
             self._root_written = time.time()
@@ -95,7 +109,6 @@ class StatusWriter:
                     artifact_entry(item, jobs.get(item.path)))
         for number, entries in scenes.items():
             folder = f"scene-{number:02d}"
-            (self.root / folder).mkdir(exist_ok=True)
             self._write(f"{folder}/status.json", {
                 "format": FORMAT, "scene": number, "artifacts": entries,
             })
@@ -121,7 +134,8 @@ class StatusWriter:
             "version": __version__,
             "daemon": {"state": self.state, "pid": os.getpid()},
             "ok": snap.ok,
-            "errors": [d.as_dict() for d in snap.diagnostics],
+            "errors": [d.as_dict() for d in snap.diagnostics]
+            + ([self.config_error.as_dict()] if self.config_error else []),
             "counts": dict(sorted(counts.items())),
             "backends": backends,
             "waiting_for_approval": {k: sorted(set(v)) for k, v in sorted(waiting.items())},

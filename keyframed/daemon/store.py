@@ -107,8 +107,21 @@ class Store:
 
     @classmethod
     def for_project(cls, root: Path, **kwargs: Any) -> Store:
-        """Open (or create) ``<root>/.keyframed/state.db``."""
-        return cls(root / STATE_DIR / DB_NAME, **kwargs)
+        """Open (or create) ``<root>/.keyframed/state.db``.
+
+        Raises:
+            StoreError: ``.keyframed`` is a symlink leading out of the project, or the database
+                is a symlink (a project folder from elsewhere could otherwise make keyframed
+                write into any SQLite file, or create one anywhere).
+        """
+        state = root / STATE_DIR
+        if state.is_symlink() and not state.resolve().is_relative_to(root.resolve()):
+            raise StoreError(f"{state} is a symlink that leads outside the project; keyframed "
+                             "keeps its state inside the project folder (remove the link)")
+        if (state / DB_NAME).is_symlink():
+            raise StoreError(f"{state / DB_NAME} is a symlink; keyframed opens only its own "
+                             "database file there (remove the link)")
+        return cls(state / DB_NAME, **kwargs)
 
     def _migrate(self) -> None:
         version = self._db.execute("PRAGMA user_version").fetchone()[0]

@@ -4,6 +4,10 @@
 is valid, and silently keeps the last of two duplicate keys. The input files are edited by hand,
 so every semantic error must point at a line too: this module re-reads text that ``json.loads``
 already accepted and builds a small tree of :class:`JNode` with 1-based line and column numbers.
+
+Strings whose escapes make a NUL character (``\\u0000``) or an unpaired surrogate
+(``\\ud800``) are errors too: JSON allows them, but such text cannot become a file name or be
+encoded as UTF-8 (for hashing, the store, a prompt), and nobody types them on purpose.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ _STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _NUMBER = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][-+]?\d+)?")
 _LITERALS = {"true": True, "false": False, "null": None}
 _CONSTANTS = ("NaN", "Infinity", "-Infinity")
+_BAD_CHAR = re.compile("[\x00\ud800-\udfff]")
 
 
 @dataclass
@@ -61,6 +66,7 @@ class _Reader:
     def __init__(self, text: str) -> None:
         self.text = text
         self.where = _Positions(text)
+        self.bad_strings: list[tuple[int, str]] = []  # (offset, the character)
 
     def skip(self, pos: int) -> int:
         match = _WS.match(self.text, pos)
@@ -70,6 +76,9 @@ class _Reader:
         match = _STRING.match(self.text, pos)
         assert match, "text was validated by json.loads"
         decoded: str = json.loads(match.group())
+        bad = _BAD_CHAR.search(decoded) if "\\u" in match.group() else None
+        if bad is not None:
+            self.bad_strings.append((pos, bad.group()))
         return decoded, match.end()
 
     def value(self, pos: int) -> tuple[JNode, int]:
@@ -147,9 +156,20 @@ def parse_json(text: str, file: str) -> tuple[JNode | None, list[Diagnostic]]:
     reader = _Reader(text)
     try:
         root, _ = reader.value(reader.skip(0))
-        return root, duplicate_keys(root, file)
+        return root, _bad_strings(reader, file) + duplicate_keys(root, file)
     except RecursionError:
         return None, [Diagnostic(file, 1, 1, "invalid JSON: nested too deeply")]
+
+
+def _bad_strings(reader: _Reader, file: str) -> list[Diagnostic]:
+    found = []
+    for pos, char in reader.bad_strings:
+        line, column = reader.where.at(pos)
+        what = ("a NUL character (\\u0000)" if char == "\x00"
+                else f"an unpaired surrogate (\\u{ord(char):04x})")
+        found.append(Diagnostic(file, line, column, f"this string contains {what}",
+                                "remove the escape"))
+    return found
 
 
 def _syntax_hint(text: str, exc: json.JSONDecodeError) -> str:

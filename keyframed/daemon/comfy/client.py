@@ -62,6 +62,7 @@ from keyframed.daemon.comfy.state import (
 )
 from keyframed.daemon.comfy.verify import DEFAULT_MAX_PIXELS, Expect, verify_image, verify_video
 from keyframed.daemon.fsio import atomic_writer
+from keyframed.daemon.redact import register as register_secret
 from keyframed.errors import ComfyTransientError
 
 # UPLOAD_SUBFOLDER and upload_name are re-exported for callers that import them from here.
@@ -126,6 +127,7 @@ class ComfyClient:
         headers = {"User-Agent": f"keyframed/{__version__}"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
+            register_secret(token)  # scrubbed from every log line and error message
         # Every request goes through the deadline: a server that answers byte by byte must
         # not hold a worker (or the loop, in a preflight) for longer than that.
         bounded = DeadlineTransport(transport or httpx.HTTPTransport(), request_deadline)

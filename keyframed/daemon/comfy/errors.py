@@ -38,6 +38,7 @@ from typing import Any
 
 import httpx
 
+from keyframed.daemon.redact import redact
 from keyframed.errors import ComfyError, ComfyPermanentError, ComfyTransientError
 
 __all__ = ["ProtocolMismatch", "is_transient_status", "mapped", "summarise_node_errors"]
@@ -130,7 +131,8 @@ def _status_error(response: httpx.Response, server: str, job: str) -> ComfyError
         reason = _snippet(response)
     message = f"{server}: {where} answered HTTP {response.status_code}"
     if reason:
-        message += f": {reason}"
+        # An error page may echo the request's headers (a proxy's debugging page does).
+        message += f": {redact(reason)}"
     if is_transient_status(response.status_code):
         return ComfyTransientError(message, server=server, job=job)
     return ComfyPermanentError(message, server=server, job=job)
