@@ -144,6 +144,9 @@ class ComfyBackend:
         self.retry_at = 0.0
         self.failures = 0
         self.last_error = ""
+        # Prompts of superseded jobs: their workers must not submit them again when the
+        # server, having deleted them from its queue, no longer knows them.
+        self._cancelled: set[str] = set()
 
     # -- capability -----------------------------------------------------------------------
 
@@ -258,6 +261,7 @@ class ComfyBackend:
         # An image of the expected size cannot be larger than this; a video gets the default.
         cap = DEFAULT_MAX_BYTES if size is None else image_byte_cap(*size)
         prompt_id = self._prompt_id(job_key, art)
+        self._cancelled.discard(prompt_id)  # a job for this very prompt is wanted (again)
         state = self.root / ".keyframed"
         with tempfile.TemporaryDirectory(prefix=DOWNLOAD_PREFIX, dir=state) as tmp:
             dest = Path(tmp) / ("out.mp4" if video else "out.png")
@@ -266,7 +270,8 @@ class ComfyBackend:
                         expect="video" if video else "image", size=size,
                         timeout=self.config.timeout_s,
                         max_lost_resubmits=self.settings.run.lost_resubmits,
-                        on_progress=on_progress, max_bytes=cap, job=art.path)
+                        on_progress=on_progress, max_bytes=cap, job=art.path,
+                        cancelled=lambda: prompt_id in self._cancelled)
             except ComfyTransientError as exc:
                 self.mark_down(str(exc))
                 raise
@@ -292,7 +297,9 @@ class ComfyBackend:
     def cancel(self, job_key: str, art: Artifact) -> None:
         """Remove the prompt from the queue or interrupt it."""
         try:
-            self.client.cancel(self._prompt_id(job_key, art), job=job_key)
+            prompt_id = self._prompt_id(job_key, art)
+            self._cancelled.add(prompt_id)
+            self.client.cancel(prompt_id, job=job_key)
         except ComfyError as exc:
             log.warning("cancel_failed", server=self.name, job=job_key, error=str(exc))
 

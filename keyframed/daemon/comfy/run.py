@@ -73,6 +73,7 @@ def run_job(
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] | None = None,
     job: str = "",
+    cancelled: Callable[[], bool] = lambda: False,
 ) -> JobOutcome:
     """Make sure ``prompt`` has run under ``prompt_id`` and write its output to ``dest``.
 
@@ -96,6 +97,8 @@ def run_job(
         clock: monotonic clock (tests inject one).
         sleep: pause between polls (tests inject one).
         job: for logs and errors.
+        cancelled: True once the caller cancelled the prompt (a superseded job): a prompt the
+            server no longer knows is then not submitted again.
 
     Raises:
         ComfyExecutionError: the prompt failed on the server (message, node id and type).
@@ -118,6 +121,9 @@ def run_job(
         if isinstance(state, Failed):
             raise _execution_error(client.name, job, prompt_id, state)
         if isinstance(state, Lost):
+            if cancelled():  # taken off the queue on purpose, not lost
+                raise ComfyPermanentError(f"{client.name}: prompt {prompt_id} was cancelled; "
+                                          "not submitted again", server=client.name, job=job)
             client.submit(prompt, prompt_id, job=job)
         state = client.wait(
             prompt_id,
