@@ -80,15 +80,52 @@ def marker_problem(root: Path, rel: str, contain: Containment) -> tuple[bool, st
     return True, None
 
 
-def scan_markers(root: Path, project: Project, artifacts: list[Artifact],
+class _Listings:
+    """Which names each folder holds, read once per pass (one ``listdir`` per scene folder
+    instead of one ``stat`` per possible marker)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._names: dict[str, frozenset[str]] = {}
+
+    def names(self, folder: str) -> frozenset[str]:
+        names = self._names.get(folder)
+        if names is None:
+            try:
+                names = frozenset(os.listdir(self.root / folder))
+            except OSError:
+                names = frozenset()
+            self._names[folder] = names
+        return names
+
+    def has(self, rel: str) -> bool:
+        folder, name = posixpath.split(rel)
+        return name in self.names(folder)
+
+
+def scan_markers(root: Path, project: Project | None, artifacts: list[Artifact],
                  contain: Containment) -> MarkerScan:
-    """Find the retry markers present and check every marker that is there."""
+    """Find the retry markers present and check every marker that is there.
+
+    Args:
+        root: The project folder.
+        project: Its project, whose approval markers are checked too (None: retries only).
+        artifacts: The desired artifacts (their retry markers).
+        contain: The pass's containment checker.
+    """
     scan = MarkerScan()
-    gates = [ASSETS_MARKER, *(keyframes_marker(s.number) for s in project.scenes)]
+    listed = _Listings(root)
+    gates = [ASSETS_MARKER, *(keyframes_marker(s.number) for s in project.scenes)] \
+        if project is not None else []
     for rel in gates:
-        _, problem = marker_problem(root, rel, contain)
-        _note(scan, rel, problem)
-    for target, rel in retry_candidates(artifacts):
+        if listed.has(rel):
+            _note(scan, rel, marker_problem(root, rel, contain)[1])
+    folders = {f"scene-{a.scene:02d}" for a in artifacts if a.scene is not None}
+    dropped = {f"{folder}/{name}" for folder in folders for name in listed.names(folder)
+               if name.endswith(RETRY_SUFFIX)}
+    for target, rel in retry_candidates(artifacts) if dropped else ():
+        if rel not in dropped:
+            continue
         present, problem = marker_problem(root, rel, contain)
         _note(scan, rel, problem)
         if present and problem is None:
@@ -105,8 +142,7 @@ def _note(scan: MarkerScan, rel: str, problem: str | None) -> None:
 def output_folder_problems(artifacts: list[Artifact], contain: Containment) -> list[Diagnostic]:
     """One error for each output folder that is a symlink leading outside the project."""
     found: dict[str, Diagnostic] = {}
-    for art in artifacts:
-        folder = posixpath.dirname(art.path)
+    for folder in sorted({posixpath.dirname(art.path) for art in artifacts}):
         if not contain.folder_escapes(folder):
             continue
         parts = folder.split("/")

@@ -11,6 +11,7 @@ A path that leads outside the project through a symlink is never read: it hashes
 from __future__ import annotations
 
 import os
+import posixpath
 import stat
 import time
 from collections.abc import Callable, Iterable
@@ -43,26 +44,42 @@ class HashCache:
         for rel in paths:
             if rel in out:
                 continue
-            out[rel] = None if contain.escapes(rel) else self._hash_one(rel, fresh, horizon)
+            out[rel] = self._hash_one(rel, fresh, horizon, contain)
         self.store.remember_hashes(fresh)
         return out
 
-    def _hash_one(
-        self, rel: str, fresh: list[tuple[str, int, int, int, str]], horizon: float
-    ) -> str | None:
-        path = self.root / rel
+    def _stat(self, rel: str, path: str, contain: Containment) -> os.stat_result | None:
+        """The file's stat, or None: missing, not a regular file, or leading outside.
+
+        One ``lstat`` for the usual case (a plain file, or nothing); symlinks are resolved
+        only when met, and each folder is checked once per pass.
+        """
         try:
-            st = os.stat(path)
+            st = os.lstat(path)
+            if stat.S_ISLNK(st.st_mode):
+                if contain.escapes(rel):
+                    return None
+                st = os.stat(path)
         except OSError:
             return None
-        if not stat.S_ISREG(st.st_mode):
+        if not stat.S_ISREG(st.st_mode) or contain.folder_escapes(posixpath.dirname(rel)):
+            return None
+        return st
+
+    def _hash_one(
+        self, rel: str, fresh: list[tuple[str, int, int, int, str]], horizon: float,
+        contain: Containment,
+    ) -> str | None:
+        path = os.path.join(self.root, rel)
+        st = self._stat(rel, path, contain)
+        if st is None:
             return None
         key = (st.st_size, st.st_mtime_ns, st.st_ino)
         known = self._known.get(rel)
         if known is not None and known[0] == key:
             return known[1]
         try:
-            digest = sha256_file(path)
+            digest = sha256_file(Path(path))
         except OSError:
             return None
         self.hashed += 1

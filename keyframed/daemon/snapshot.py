@@ -18,10 +18,7 @@ from keyframed.daemon.contain import Containment
 from keyframed.daemon.fsio import sha256_file
 from keyframed.daemon.guards import (
     RETRY_SUFFIX,
-    MarkerScan,
-    marker_problem,
     output_folder_problems,
-    retry_candidates,
     scan_markers,
 )
 from keyframed.daemon.hashing import HashCache
@@ -129,18 +126,7 @@ def approvals_for(
 
 def retry_markers(root: Path, artifacts: list[Artifact]) -> dict[str, Path]:
     """Map artifact path → its ``scene-XX/<name>.retry`` marker, for markers present."""
-    return scan_markers_of(root, artifacts).retries
-
-
-def scan_markers_of(root: Path, artifacts: list[Artifact]) -> MarkerScan:
-    """The retry markers of ``artifacts`` present and usable (no gate markers)."""
-    scan = MarkerScan()
-    contain = Containment(root)
-    for target, rel in retry_candidates(artifacts):
-        present, problem = marker_problem(root, rel, contain)
-        if present and problem is None:
-            scan.retries[target] = root / rel
-    return scan
+    return scan_markers(root, None, artifacts, Containment(root)).retries
 
 
 def consume_retries(root: Path, artifacts: list[Artifact], store: Store,
