@@ -87,7 +87,9 @@ def machine() -> dict[str, Any]:
     import os
 
     return {"date": time.strftime("%Y-%m-%d"), "python": sys.version.split()[0],
-            "platform": platform.platform(), "cpus": os.cpu_count()}
+            "platform": platform.platform(), "cpus": os.cpu_count(),
+            # Other work on the machine inflates wall times; CPU times are the steadier figure.
+            "load_average": [round(x, 2) for x in os.getloadavg()]}
 
 
 def write_results(name: str, data: Mapping[str, Any]) -> Path:
