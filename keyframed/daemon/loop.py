@@ -39,6 +39,7 @@ from keyframed.daemon.outputs import (
     output_obstacle,
     sweep_temp,
 )
+from keyframed.daemon.quiet import Signature, signature
 from keyframed.daemon.redact import redact
 from keyframed.daemon.sheets import SheetWriter
 from keyframed.daemon.snapshot import Snapshot, take_snapshot
@@ -117,6 +118,7 @@ class Reconciler:
         self.status = StatusWriter(root, self)
         self.sheets = SheetWriter(root, settings.run.max_image_pixels)
         self.passes = 0
+        self._quiet: Signature | None = None
         self._support_cache: dict[tuple[str, str], bool] = {}
         self._identity: tuple[int, int] | None = None
         self._gone = False
@@ -214,6 +216,9 @@ class Reconciler:
             return result
         # Finished work is written first, so the snapshot below already sees it.
         self._collect(result)
+        if self._unchanged():
+            self._dispatch(self.snapshot, result)  # type: ignore[arg-type]
+            return result
         snap = take_snapshot(self.root, self.settings, self.store, record=True)
         self.snapshot = snap
         if not snap.ok:
@@ -233,7 +238,21 @@ class Reconciler:
         self.status.write(snap, None)
         latest = self.jobs.latest()
         self.sheets.write(snap, lambda item: artifact_state(item, latest.get(item.path)))
+        if not result.changed and not self.inflight:
+            self._quiet = signature(snap, self.store.generation)
         return result
+
+    def _unchanged(self) -> bool:
+        """True when nothing the last good pass read has changed (see :mod:`.quiet`)."""
+        last, self._quiet = self._quiet, None
+        snap = self.snapshot
+        if last is None or snap is None or not snap.ok or self.inflight:
+            return False
+        now = signature(snap, self.store.generation)
+        if now != last:
+            return False
+        self._quiet = now
+        return True
 
     def _collect(self, result: PassResult) -> None:
         for job_id, run in list(self.inflight.items()):

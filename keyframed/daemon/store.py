@@ -93,6 +93,8 @@ class Store:
         self.path = path
         self._clock = clock
         self._lock = threading.RLock()
+        # Bumped by every committed transaction: a pass can tell nothing in the store changed.
+        self.generation = 0
         try:
             self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False,
                                        timeout=30)
@@ -148,6 +150,7 @@ class Store:
                 self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
+            self.generation += 1
 
     def _query(self, sql: str, args: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
         with self._lock:
