@@ -53,17 +53,22 @@ def test_every_output_is_in_place_and_of_the_configured_size(built: Path) -> Non
     assert (built / "storyboard.png").is_file()
 
 
-def test_contact_sheet_tiles_and_captions(built: Path) -> None:
-    rec = Reconciler(built, load_settings(built, env={}))
+def tiles_after_one_pass(root: Path, scene: int) -> list[contact.Tile]:
+    """The contact-sheet tiles of a scene as the daemon sees them after one pass."""
+    rec = Reconciler(root, load_settings(root, env={}))
     rec.start()
     try:
         rec.reconcile_once()
         snap = rec.snapshot
         assert snap is not None
         latest = rec.jobs.latest()
-        tiles = scene_tiles(snap, 1, lambda i: artifact_state(i, latest.get(i.path)))
+        return scene_tiles(snap, scene, lambda i: artifact_state(i, latest.get(i.path)))
     finally:
         rec.close()
+
+
+def test_contact_sheet_tiles_and_captions(built: Path) -> None:
+    tiles = tiles_after_one_pass(built, 1)
     layout = contact.scene_sheet_layout("Scene 1: Temple Meditation", tiles)
     captions = [box.caption for box in layout.tiles]
     assert captions == ["background", "character-start", "character-end", "keyframe-start",
@@ -83,16 +88,7 @@ def test_an_edit_marks_the_sheet_stale(built: Path, tmp_path: Path) -> None:
     (root / "scene-breakdown.md").write_text(text.replace("eyes open, alert", "eyes wide"))
     (root / "keyframed.toml").write_text(
         (root / "keyframed.toml").read_text().replace('approval = "auto"', 'approval = "manual"'))
-    rec = Reconciler(root, load_settings(root, env={}))
-    rec.start()
-    try:
-        rec.reconcile_once()
-        snap = rec.snapshot
-        assert snap is not None
-        latest = rec.jobs.latest()
-        tiles = scene_tiles(snap, 3, lambda i: artifact_state(i, latest.get(i.path)))
-    finally:
-        rec.close()
+    tiles = tiles_after_one_pass(root, 3)
     states = {t.caption: t.state for t in tiles}
     assert states["keyframe-end"] == "awaiting_approval" or states["keyframe-end"] == "queued"
     assert states["video-preview"] == "blocked"
