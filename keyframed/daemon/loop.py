@@ -124,6 +124,7 @@ class Reconciler:
         self._quiet: Signature | None = None
         self._support_cache: dict[tuple[str, str], bool] = {}
         self._progress_woken = 0.0  # monotonic time of the last wake for progress
+        self._last_stack: dict[str, str] = {}  # backend -> model/LoRA stack of its last job
         self._identity: tuple[int, int] | None = None
         self._gone = False
 
@@ -409,11 +410,11 @@ class Reconciler:
 
     def _slot(self, backend: Backend, waiting: list[Job], items: dict[str, PlanItem]) -> Slot:
         busy = sum(1 for r in self.inflight.values() if r.backend == backend.name)
-        runs = [r for r in self.inflight.values() if r.backend == backend.name]
         can = frozenset(j.id for j in waiting if self._supports(backend, items[j.path]))
-        last = stack_key(runs[-1].item.artifact.recipe) if runs else ""
-        return Slot(name=backend.name, free=backend.max_in_flight - busy, last_stack=last,
-                    can_run=can)
+        # The stack of the last job sent there, finished or not: it is what the server has
+        # loaded (with one job in flight, the finished job used to leave no stack at all).
+        return Slot(name=backend.name, free=backend.max_in_flight - busy,
+                    last_stack=self._last_stack.get(backend.name, ""), can_run=can)
 
     def _start(self, job: Job, item: PlanItem, backend_name: str) -> None:
         backend = self.backends[backend_name]
@@ -421,6 +422,7 @@ class Reconciler:
         inputs = {i.path: self.root / i.path for i in item.artifact.recipe.inputs}
         future = self.pools[backend_name].submit(self._execute, backend, job, item, inputs)
         self.inflight[job.id] = InFlight(job=job, item=item, backend=backend_name, future=future)
+        self._last_stack[backend_name] = stack_key(item.artifact.recipe)
         log.info("job_dispatched", artifact=job.path, scene=item.artifact.scene,
                  backend=backend_name, job=job.id)
 
