@@ -30,6 +30,7 @@ import structlog
 
 from keyframed.daemon.backends import Backend, make_backends
 from keyframed.daemon.contain import Containment
+from keyframed.daemon.hashing import HashCache
 from keyframed.daemon.lock import ProjectLock
 from keyframed.daemon.outputs import (
     BLOCKED,
@@ -55,6 +56,7 @@ from keyframed.errors import (
     TemplateError,
 )
 from keyframed.handlers.graph import closure
+from keyframed.handlers.memo import PlanMemo
 from keyframed.handlers.plan import PlanItem
 from keyframed.handlers.schedule import Slot, Want, assign, stack_key
 from keyframed.settings import Settings
@@ -122,6 +124,9 @@ class Reconciler:
         self.sheets = SheetWriter(root, settings.run.max_image_pixels)
         self.passes = 0
         self._quiet: Signature | None = None
+        # Kept across passes so a pass redoes only what changed (handlers/memo.py).
+        self._memo = PlanMemo()
+        self._hasher = HashCache(root, self.store)
         self._support_cache: dict[tuple[str, str], bool] = {}
         self._progress_woken = 0.0  # monotonic time of the last wake for progress
         self._last_stack: dict[str, str] = {}  # backend -> model/LoRA stack of its last job
@@ -190,6 +195,8 @@ class Reconciler:
         self.store = Store.for_project(self.root)
         self.lock = ProjectLock(self.root / ".keyframed")
         self.jobs = JobStore(self.store)
+        self._memo = PlanMemo()
+        self._hasher = HashCache(self.root, self.store)
         self.own_writes.clear()
         self.snapshot = self.last_good = None
         self.status = StatusWriter(self.root, self)
@@ -224,7 +231,8 @@ class Reconciler:
         if self._unchanged():
             self._dispatch(self.snapshot, result)  # type: ignore[arg-type]
             return result
-        snap = take_snapshot(self.root, self.settings, self.store, record=True)
+        snap = take_snapshot(self.root, self.settings, self.store, record=True,
+                             hasher=self._hasher, memo=self._memo)
         self.snapshot = snap
         if not snap.ok:
             result.ok = False

@@ -30,6 +30,7 @@ from keyframed.handlers.approvals import ASSETS_MARKER, Approvals, keyframes_mar
 from keyframed.handlers.composite import keyframe_path
 from keyframed.handlers.context import PlanContext
 from keyframed.handlers.graph import desired_artifacts
+from keyframed.handlers.memo import PlanMemo
 from keyframed.handlers.plan import PlanItem, make_plan
 from keyframed.handlers.project import Project
 from keyframed.handlers.recipe import Artifact
@@ -74,11 +75,13 @@ def marker_identity(path: Path) -> str | None:
 
 def _context(project: Project, settings: Settings, root: Path, store: Store) -> PlanContext:
     takes, notes = store.takes()
-    existing = frozenset(
-        a.output_path for a in project.assets.assets.values() if (root / a.output_path).is_file()
-    )
-    return PlanContext(settings=settings, existing=existing, owned=store.owned_paths(),
-                       takes=takes, notes=notes)
+    paths = frozenset(a.output_path for a in project.assets.assets.values())
+    existing = frozenset(p for p in paths if (root / p).is_file())
+    # Only asset images: the context is the same after a layer or keyframe is built, so the
+    # next pass can keep every scene's artifacts (see handlers/memo.py).
+    owned = store.owned_paths() & paths
+    return PlanContext(settings=settings, existing=existing, owned=owned, takes=takes,
+                       notes=notes)
 
 
 def _template_hashes(artifacts: list[Artifact], root: Path) -> dict[str, str]:
@@ -160,9 +163,13 @@ def consume_retries(root: Path, artifacts: list[Artifact], store: Store,
 
 def take_snapshot(
     root: Path, settings: Settings, store: Store, *, record: bool = False,
-    hasher: HashCache | None = None,
+    hasher: HashCache | None = None, memo: PlanMemo | None = None,
 ) -> Snapshot:
-    """Load, derive, hash and plan. Bad inputs give a snapshot with diagnostics and no plan."""
+    """Load, derive, hash and plan. Bad inputs give a snapshot with diagnostics and no plan.
+
+    The daemon passes the ``hasher`` and ``memo`` of its last pass, so work whose inputs are
+    unchanged is not done again; the snapshot is the same without them.
+    """
     loaded = load_project(root, settings.run.max_image_pixels)
     snap = Snapshot(root=root, settings=settings, project=loaded.project,
                     diagnostics=list(loaded.diagnostics), taken_at=time.time())
@@ -170,7 +177,7 @@ def take_snapshot(
         snap.project = None
         return snap
     project = loaded.project
-    artifacts = desired_artifacts(project, _context(project, settings, root, store))
+    artifacts = desired_artifacts(project, _context(project, settings, root, store), memo)
     contain = Containment(root)
     scan = scan_markers(root, project, artifacts, contain)
     problems = scan.problems + output_folder_problems(artifacts, contain)
@@ -179,7 +186,7 @@ def take_snapshot(
         snap.project = None
         return snap
     if record and consume_retries(root, artifacts, store, scan.retries):
-        artifacts = desired_artifacts(project, _context(project, settings, root, store))
+        artifacts = desired_artifacts(project, _context(project, settings, root, store), memo)
     try:
         template_hashes = _template_hashes(artifacts, root)
     except TemplateFileError as exc:
@@ -200,5 +207,5 @@ def take_snapshot(
     snap.hashes = hashes
     snap.approvals = approvals
     snap.items = make_plan(artifacts, store.records(), hashes, template_hashes, approvals,
-                           asset_paths)
+                           asset_paths, memo)
     return snap

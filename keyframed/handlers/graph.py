@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import partial
 
 from keyframed.handlers.asset import asset_artifacts
 from keyframed.handlers.background import background_layer, chain_sources
@@ -10,6 +11,7 @@ from keyframed.handlers.character import character_layers
 from keyframed.handlers.composite import composite
 from keyframed.handlers.context import PlanContext
 from keyframed.handlers.landscape import landscape_artifacts, object_artifacts
+from keyframed.handlers.memo import PlanMemo
 from keyframed.handlers.project import KeyframeName, Project, Scene
 from keyframed.handlers.recipe import Artifact
 from keyframed.handlers.video import video_artifact
@@ -34,12 +36,26 @@ def scene_artifacts(
     return [*out, video_artifact(scene, project, ctx)]
 
 
-def desired_artifacts(project: Project, ctx: PlanContext) -> list[Artifact]:
-    """Every artifact of the project in an order where inputs come before their users."""
+def desired_artifacts(
+    project: Project, ctx: PlanContext, memo: PlanMemo | None = None
+) -> list[Artifact]:
+    """Every artifact of the project in an order where inputs come before their users.
+
+    With a ``memo`` from the last pass, the artifacts of scenes whose inputs are unchanged
+    are taken from it (see :mod:`.memo`); the result is the same.
+    """
     chains = chain_sources(project)
     out = asset_artifacts(project, ctx)
     for scene in sorted(project.scenes, key=lambda s: s.number):
-        out += scene_artifacts(scene, project, ctx, chains.get(scene.number))
+        chained = chains.get(scene.number)
+        if memo is None:
+            out += scene_artifacts(scene, project, ctx, chained)
+            continue
+        derive = partial(scene_artifacts, scene, project, ctx, chained)
+        out += memo.scene_artifacts(project, ctx, scene, chained, derive)
+    if memo is not None:
+        numbers = {s.number for s in project.scenes}
+        memo.scenes = {n: v for n, v in memo.scenes.items() if n in numbers}
     return toposort(out)
 
 

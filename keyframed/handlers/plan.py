@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from keyframed.handlers.approvals import Approvals, gate_reasons
+from keyframed.handlers.memo import PlanMemo
 from keyframed.handlers.recipe import Artifact
 from keyframed.handlers.staleness import Reason, Record, Status, evaluate
 
@@ -49,14 +50,25 @@ def make_plan(
     template_hashes: Mapping[str, str],
     approvals: Approvals,
     asset_paths: frozenset[str],
+    memo: PlanMemo | None = None,
 ) -> list[PlanItem]:
-    """Evaluate staleness and approval gates for every artifact, in dependency order."""
-    statuses = evaluate(artifacts, records, hashes, template_hashes)
+    """Evaluate staleness and approval gates for every artifact, in dependency order.
+
+    A ``memo`` from the last pass saves re-deciding what did not change (see :mod:`.memo`).
+    """
+    statuses = evaluate(artifacts, records, hashes, template_hashes, memo)
     items = []
+    kept: dict[str, tuple[Artifact, Status, tuple[object, ...], PlanItem]] = {}
     for art in artifacts:
         status = statuses[art.path]
         gates = gate_reasons(art, approvals, hashes, asset_paths) if status.state == "stale" else []
-        state = _state(status, gates)
-        reasons = status.reasons + tuple(gates)
-        items.append(PlanItem(artifact=art, state=state, reasons=reasons, status=status))
+        item = memo.item(art, status, tuple(gates)) if memo is not None else None
+        if item is None:
+            reasons = status.reasons + tuple(gates)
+            item = PlanItem(artifact=art, state=_state(status, gates), reasons=reasons,
+                            status=status)
+        kept[art.path] = (art, status, tuple(gates), item)
+        items.append(item)
+    if memo is not None:
+        memo.items = kept
     return items

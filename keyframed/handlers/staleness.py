@@ -17,6 +17,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from keyframed.handlers.fingerprint import Components, components, fingerprint, recipe_fields
+from keyframed.handlers.memo import PlanMemo, VerdictKey
 from keyframed.handlers.recipe import Artifact
 
 State = Literal["fresh", "stale", "user_override"]
@@ -138,10 +139,37 @@ def evaluate(
     records: Mapping[str, Record],
     hashes: Mapping[str, str | None],
     template_hashes: Mapping[str, str],
+    memo: PlanMemo | None = None,
 ) -> dict[str, Status]:
-    """Decide every artifact; ``artifacts`` must be in dependency order."""
+    """Decide every artifact; ``artifacts`` must be in dependency order.
+
+    With a ``memo``, an artifact whose verdict depends on nothing that changed since the
+    last pass keeps that verdict (see :mod:`.memo`); the result is the same.
+    """
     done: dict[str, Status] = {}
+    kept: dict[str, tuple[VerdictKey, Status]] = {}
     for art in artifacts:
         template_hash = template_hashes.get(art.recipe.template, "")
-        done[art.path] = evaluate_one(art, records.get(art.path), hashes, template_hash, done)
+        record = records.get(art.path)
+        if memo is None:
+            done[art.path] = evaluate_one(art, record, hashes, template_hash, done)
+            continue
+        key = _verdict_key(art, record, hashes, template_hash, done)
+        status = memo.verdict(art.path, key)
+        if status is None:
+            status = evaluate_one(art, record, hashes, template_hash, done)
+        done[art.path] = status
+        kept[art.path] = (key, status)
+    if memo is not None:
+        memo.verdicts = kept
     return done
+
+
+def _verdict_key(
+    art: Artifact, record: Record | None, hashes: Mapping[str, str | None],
+    template_hash: str, done: Mapping[str, Status],
+) -> VerdictKey:
+    """Everything :func:`evaluate_one` reads, as one comparable value."""
+    deps = tuple(done[d].usable if d in done else None for d in art.deps)
+    inputs = tuple(hashes.get(i.path) for i in art.recipe.inputs)
+    return (art, record, template_hash, hashes.get(art.path), inputs, deps)
