@@ -46,6 +46,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -235,6 +236,12 @@ class Daemon:
         wall, cpu, _ = clocked(self.rec.reconcile_once)
         return wall, cpu
 
+    def full_pass_s(self) -> tuple[float, float]:
+        """(wall, CPU) seconds of a no-change pass that does not take the stat-only shortcut
+        (what every pass costs while jobs run, or when a file is too new to trust its stat)."""
+        self.rec._quiet = None
+        return self.pass_s()
+
     def settle(self) -> float:
         """Run until idle; seconds."""
         return timed(lambda: self.rec.run_until_idle(timeout=600))[0]
@@ -271,6 +278,7 @@ def measure_daemon(root: Path, size: int, seed: int, scenes: list[int], repeat: 
     _medians(out, "first_pass_s", [d.pass_s()])
     _medians(out, "no_change_snapshot_s", [d.snapshot_s() for _ in range(repeat)])
     _medians(out, "no_change_s", [d.pass_s() for _ in range(repeat)])
+    _medians(out, "no_change_full_s", [d.full_pass_s() for _ in range(repeat)])
     # One-scene edits: each a save of scene-breakdown.md with another scene's camera changed,
     # then one timed pass (it notices the edit and creates and dispatches the jobs), then the
     # loop runs until idle (timed too) so the next edit starts from a settled project.
@@ -304,6 +312,33 @@ def measure_sheets(d: Daemon, number: int) -> dict[str, Any]:
     _medians(out, "sheets_one_scene_edit_s", [d.pass_s()])
     out["sheets_one_scene_edit_settled_s"] = d.settle()
     return out
+
+
+def profile(size: int, seed: int, work: Path) -> str:
+    """cProfile of a no-change pass (no shortcut) and a one-scene edit pass, top entries."""
+    import cProfile
+    import io
+    import pstats
+
+    info = prepare(size, work, seed)
+    d = Daemon(work / "built", gen.make_spec(size, seed=seed))
+    d.rec.start()
+    d.sheets(False)
+    d.pass_s()
+    out = io.StringIO()
+    middle = info["character_scenes"][len(info["character_scenes"]) // 2]
+    for name in ("no-change pass, no shortcut", "one-scene edit pass"):
+        if name.startswith("one-scene"):
+            d.edit_camera(middle, "edited camera for the profile")
+        d.rec._quiet = None
+        prof = cProfile.Profile()
+        wall, cpu, _ = clocked(partial(prof.runcall, d.rec.reconcile_once))
+        out.write(f"== {name} at {size} scenes: {wall:.3f} s wall, {cpu:.3f} s CPU "
+                  "(with the profiler's overhead)\n")
+        stats = pstats.Stats(prof, stream=out)
+        stats.sort_stats("cumulative").print_stats(r"keyframed", 30)
+    d.rec.close(wait=True)
+    return out.getvalue()
 
 
 # -- the parent ----------------------------------------------------------------------------------
@@ -351,6 +386,8 @@ METRICS = [
     ("no_change_snapshot_cpu_s", "  CPU (s)"),
     ("no_change_s", "no-change pass (s)"),
     ("no_change_cpu_s", "  CPU (s)"),
+    ("no_change_full_s", "no-change pass, no shortcut (s)"),
+    ("no_change_full_cpu_s", "  CPU (s)"),
     ("one_scene_edit_s", "one-scene edit pass (s)"),
     ("one_scene_edit_cpu_s", "  CPU (s)"),
     ("one_scene_edit_settled_s", "one-scene edit, until settled (s)"),
@@ -427,6 +464,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--sheets-max", type=int, default=100,
                         help="measure contact sheets up to this many scenes (slow: ~0.1 s "
                              "of drawing per scene)")
+    parser.add_argument("--profile", type=int, metavar="SCENES",
+                        help="profile one no-change pass (no shortcut) and one one-scene edit "
+                             "pass at this size with cProfile, and print where the time goes")
     parser.add_argument("--prepare", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--dir", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--cold", type=Path, help=argparse.SUPPRESS)
@@ -435,6 +475,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--scenes", help=argparse.SUPPRESS)
     parser.add_argument("--sheets", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.profile:
+        quiet_logs()
+        with tempfile.TemporaryDirectory(prefix="kf-scale-") as tmp:
+            print(profile(args.profile, args.seed, Path(tmp)))
+        return 0
     if args.prepare or args.cold or args.daemon:
         quiet_logs()
         if args.prepare:

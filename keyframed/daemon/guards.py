@@ -38,6 +38,7 @@ class MarkerScan:
 
     retries: dict[str, Path] = field(default_factory=dict)
     problems: list[Diagnostic] = field(default_factory=list)
+    gates: set[str] = field(default_factory=set)  # approval markers present
 
 
 def retry_candidates(artifacts: list[Artifact]) -> Iterator[tuple[str, str]]:
@@ -119,6 +120,7 @@ def scan_markers(root: Path, project: Project | None, artifacts: list[Artifact],
         if project is not None else []
     for rel in gates:
         if listed.has(rel):
+            scan.gates.add(rel)
             _note(scan, rel, marker_problem(root, rel, contain)[1])
     folders = {f"scene-{a.scene:02d}" for a in artifacts if a.scene is not None}
     dropped = {f"{folder}/{name}" for folder in folders for name in listed.names(folder)

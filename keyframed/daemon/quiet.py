@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import time
-from pathlib import Path
 
 from keyframed.daemon.hashing import RACY_SECONDS
 from keyframed.daemon.snapshot import Snapshot
@@ -21,7 +20,7 @@ INPUT_FILES = ("assets.json", "scene-breakdown.md", "style.json", "keyframed.tom
                "assets.approved")
 
 
-def _stat(path: Path) -> tuple[int, int, int] | None:
+def _stat(path: str) -> tuple[int, int, int] | None:
     try:
         st = os.stat(path)
     except OSError:
@@ -29,7 +28,7 @@ def _stat(path: Path) -> tuple[int, int, int] | None:
     return (st.st_size, st.st_mtime_ns, st.st_ino)
 
 
-def _names(folder: Path) -> tuple[str, ...]:
+def _names(folder: str) -> tuple[str, ...]:
     try:
         return tuple(sorted(os.listdir(folder)))
     except OSError:
@@ -38,14 +37,17 @@ def _names(folder: Path) -> tuple[str, ...]:
 
 def signature(snap: Snapshot, generation: int, now: float | None = None) -> Signature | None:
     """The state a pass depends on, or None when it cannot be trusted (a file is too new)."""
-    root = snap.root
+    # Plain strings, not Path objects: at 1,000 scenes this stats ~7,000 files, and pathlib's
+    # joins cost more than the system calls.
+    root = f"{snap.root}{os.sep}"
     horizon = ((time.time() if now is None else now) - RACY_SECONDS) * 1e9
     paths = sorted({*snap.hashes, *INPUT_FILES})
-    stats = [_stat(root / rel) for rel in paths]
+    stats = [_stat(root + rel) for rel in paths]
     if any(st is not None and st[1] >= horizon for st in stats):
         return None
     folders = sorted({p.split("/", 1)[0] for p in snap.hashes if p.startswith("scene-")})
-    listings = [(f, _names(root / f)) for f in folders]
-    workflows = [(n, _stat(root / "workflows" / n)) for n in _names(root / "workflows")]
+    listings = [(f, _names(root + f)) for f in folders]
+    flows = f"{root}workflows{os.sep}"
+    workflows = [(n, _stat(flows + n)) for n in _names(flows)]
     return (generation, tuple(paths), tuple(stats), _names(root), tuple(listings),
             tuple(workflows))

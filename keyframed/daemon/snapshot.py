@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -91,9 +92,9 @@ def _template_hashes(artifacts: list[Artifact], root: Path) -> dict[str, str]:
 
 def _approval(
     key: str, marker: Path, paths: list[str], hashes: dict[str, str | None],
-    store: Store, record: bool,
+    store: Store, record: bool, listed: bool = True,
 ) -> dict[str, str] | None:
-    identity = marker_identity(marker)
+    identity = marker_identity(marker) if listed else None
     if identity is None:
         if record and store.approval(key) is not None:
             store.drop_approval(key)
@@ -109,15 +110,21 @@ def _approval(
 
 def approvals_for(
     root: Path, project: Project, settings: Settings, hashes: dict[str, str | None],
-    store: Store, record: bool,
+    store: Store, record: bool, present: Collection[str] | None = None,
 ) -> Approvals:
-    """Read the approval markers and bind each to the hashes it approved."""
+    """Read the approval markers and bind each to the hashes it approved.
+
+    ``present``: the markers a folder listing of this pass found (the others are not
+    looked for one by one).
+    """
     assets = sorted({a.output_path for a in project.assets.assets.values()})
     scenes: dict[int, dict[str, str]] = {}
     for scene in project.scenes:
         frames = [keyframe_path(scene, "start"), keyframe_path(scene, "end")]
-        snap = _approval(f"scene:{scene.number}", root / keyframes_marker(scene.number),
-                         frames, hashes, store, record)
+        rel = keyframes_marker(scene.number)
+        listed = present is None or rel in present
+        snap = _approval(f"scene:{scene.number}", root / rel, frames, hashes, store, record,
+                         listed)
         if snap is not None:
             scenes[scene.number] = snap
     return Approvals(
@@ -201,7 +208,7 @@ def take_snapshot(
     paths = [p for a in artifacts for p in (a.path, *(i.path for i in a.recipe.inputs))]
     paths += [a.output_path for a in project.assets.assets.values()]
     hashes = hasher.hash_many(paths)
-    approvals = approvals_for(root, project, settings, hashes, store, record)
+    approvals = approvals_for(root, project, settings, hashes, store, record, scan.gates)
     asset_paths = frozenset(a.output_path for a in project.assets.assets.values())
     snap.artifacts = artifacts
     snap.hashes = hashes

@@ -74,6 +74,9 @@ class StatusWriter:
         self.root = root
         self.owner = owner
         self._last: dict[str, str] = {}
+        # Per scene, the plan items and jobs its file was last written from: an unchanged
+        # scene's entries are not built and serialised again (1,000 scenes: ~0.1 s a pass).
+        self._drawn: dict[int, tuple[tuple[PlanItem, Job | None], ...]] = {}
         self._failed: dict[str, str] = {}
         # A configuration the daemon refused to reload (SIGHUP); shown among the errors.
         self.config_error: Diagnostic | None = None
@@ -102,16 +105,19 @@ class StatusWriter:
         """Write every status file for a snapshot (or the last good one, with errors)."""
         shown = snap if snap.ok else last_good
         jobs = self.owner.jobs.latest() if self.owner is not None else {}
-        scenes: dict[int, list[dict[str, Any]]] = {}
+        scenes: dict[int, list[tuple[PlanItem, Job | None]]] = {}
         for item in shown.items if shown is not None else []:
             if item.artifact.scene is not None:
-                scenes.setdefault(item.artifact.scene, []).append(
-                    artifact_entry(item, jobs.get(item.path)))
-        for number, entries in scenes.items():
-            folder = f"scene-{number:02d}"
-            self._write(f"{folder}/status.json", {
-                "format": FORMAT, "scene": number, "artifacts": entries,
-            })
+                scenes.setdefault(item.artifact.scene, []).append((item, jobs.get(item.path)))
+        for number, pairs in scenes.items():
+            rel = f"scene-{number:02d}/status.json"
+            drawn = tuple(pairs)
+            if self._drawn.get(number) == drawn and rel not in self._failed:
+                continue
+            self._write(rel, {"format": FORMAT, "scene": number,
+                              "artifacts": [artifact_entry(i, j) for i, j in pairs]})
+            if rel not in self._failed:
+                self._drawn[number] = drawn
         self._write(ROOT_STATUS, self.root_document(snap, shown, jobs), volatile=("updated_at",))
 
     def root_document(self, snap: Snapshot, shown: Snapshot | None,

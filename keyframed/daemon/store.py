@@ -105,6 +105,7 @@ class Store:
         # pass cost 15 % of a pass. Paths written since are re-read (a rolled-back write too).
         self._records: dict[str, Record] | None = None
         self._stale_records: set[str] = set()
+        self._approvals: dict[str, tuple[str, dict[str, str]]] | None = None
         try:
             self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False,
                                        timeout=30)
@@ -158,7 +159,8 @@ class Store:
                 yield self._db
             except BaseException:
                 self._db.execute("ROLLBACK")
-                self._records = None  # it may hold a record of the undone write
+                # The caches may hold what the undone write wrote: read them again.
+                self._records = self._approvals = None
                 raise
             self._db.execute("COMMIT")
             self.generation += 1
@@ -289,11 +291,16 @@ class Store:
 
     def approval(self, key: str) -> tuple[str, dict[str, str]] | None:
         """(marker hash, snapshot) of an approval, or None."""
-        rows = self._query("SELECT marker_hash, snapshot FROM approvals WHERE key=?", (key,))
-        return (rows[0][0], json.loads(rows[0][1])) if rows else None
+        with self._lock:
+            if self._approvals is None:
+                # One query for all: a pass asks once per scene (1,000 queries at 1,000 scenes).
+                rows = self._query("SELECT key, marker_hash, snapshot FROM approvals")
+                self._approvals = {r[0]: (r[1], json.loads(r[2])) for r in rows}
+            return self._approvals.get(key)
 
     def set_approval(self, key: str, marker_hash: str, snapshot: dict[str, str]) -> None:
         """Record an approval and the hashes it binds to."""
+        self._approvals = None
         with self.transaction() as db:
             db.execute(
                 "INSERT OR REPLACE INTO approvals VALUES (?, ?, ?, ?)",
@@ -302,6 +309,7 @@ class Store:
 
     def drop_approval(self, key: str) -> None:
         """Forget an approval whose marker was removed."""
+        self._approvals = None
         with self.transaction() as db:
             db.execute("DELETE FROM approvals WHERE key=?", (key,))
 

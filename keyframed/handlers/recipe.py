@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -64,10 +65,10 @@ class Artifact(_Frozen):
     recipe: Recipe
     gate: Gate | None = None
 
-    @property
-    def deps(self) -> list[str]:
-        """Paths of the artifacts this one is made from."""
-        return [i.path for i in self.recipe.inputs if i.artifact]
+    @cached_property
+    def deps(self) -> tuple[str, ...]:
+        """Paths of the artifacts this one is made from (worked out once: a pass asks often)."""
+        return tuple(i.path for i in self.recipe.inputs if i.artifact)
 
     @property
     def name(self) -> str:
