@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from collections import Counter
 from pathlib import Path
@@ -38,6 +39,12 @@ def test_sample_builds_once_with_each_image_uploaded_once(
         assert all(n == 1 for n in submission_counts(server).values())
         shas = [u.sha256 for u in server.records.uploads]
         assert len(shas) == len(set(shas)), "an image was uploaded twice"
+        # Each scene's status.json names the prompt each artifact was made by.
+        shown = {e["path"]: e["prompt_id"] for f in sorted(root.glob("scene-*/status.json"))
+                 for e in json.loads(f.read_text(encoding="utf-8"))["artifacts"]
+                 if e["step"] != "copy"}
+        assert shown and set(shown.values()) <= set(server.records.prompt_ids), shown
+        assert len(set(shown.values())) == len(shown)
         # A second run with nothing changed sends nothing.
         before = len(server.records.prompts)
         rec.run_until_idle(timeout=30)

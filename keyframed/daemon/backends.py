@@ -12,7 +12,7 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -36,7 +36,27 @@ from keyframed.handlers.schema_check import check_prompt
 from keyframed.settings import BackendSettings, Settings
 
 log = structlog.get_logger(__name__)
-Progress = Callable[[float], None]
+
+
+class Progress(Protocol):
+    """How a backend reports on a running job (from its worker thread)."""
+
+    def __call__(self, value: float) -> None:
+        """The fraction done, 0..1."""
+
+    def submitted(self, prompt_id: str) -> None:
+        """The id the server knows the job by (ComfyUI's prompt id), once it is chosen."""
+
+
+class NoProgress:
+    """A :class:`Progress` that shows nothing (one-off runs)."""
+
+    def __call__(self, value: float) -> None:
+        """Ignore the fraction."""
+
+    def submitted(self, prompt_id: str) -> None:
+        """Ignore the id."""
+
 DOWNLOAD_PREFIX = "kf-dl-"
 # How many failed runs of one take are skipped over before the last id is reused.
 MAX_ATTEMPT_IDS = 16
@@ -262,6 +282,7 @@ class ComfyBackend:
         cap = DEFAULT_MAX_BYTES if size is None else image_byte_cap(*size)
         prompt_id = self._prompt_id(job_key, art)
         self._cancelled.discard(prompt_id)  # a job for this very prompt is wanted (again)
+        on_progress.submitted(prompt_id)
         state = self.root / ".keyframed"
         with tempfile.TemporaryDirectory(prefix=DOWNLOAD_PREFIX, dir=state) as tmp:
             dest = Path(tmp) / ("out.mp4" if video else "out.png")

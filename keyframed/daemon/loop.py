@@ -437,19 +437,7 @@ class Reconciler:
     def _execute(self, backend: Backend, job: Job, item: PlanItem,
                  inputs: dict[str, Path]) -> bytes:
         """Worker thread: run one job; wake the loop when done, whatever happened."""
-        last = [0.0]
-
-        def progress(value: float) -> None:
-            if value - last[0] >= 0.05 or value >= 1.0:
-                last[0] = value
-                self.jobs.progress(job.id, value)
-                # A pass refreshes status.json with the new progress, but a whole pass for
-                # every 5 % of every job kept the loop from dispatching (bench/throughput.py).
-                now = time.monotonic()
-                if now - self._progress_woken >= PROGRESS_WAKE_S:
-                    self._progress_woken = now
-                    self.wake.set()
-
+        progress = _JobProgress(self, job.id)
         try:
             self.jobs.set_state(job.id, "running", backend=backend.name)
             # The snapshot checked the inputs; a folder swapped for a symlink since then must
@@ -524,3 +512,27 @@ class Reconciler:
         now = self.clock()
         waits = [j.not_before - now for j in self.jobs.live() if j.not_before > now]
         return max(0.01, min([1.0, *waits]))
+
+
+class _JobProgress:
+    """What a running job reports, recorded for status.json (called from a worker thread)."""
+
+    def __init__(self, owner: Reconciler, job_id: int) -> None:
+        self.owner = owner
+        self.job_id = job_id
+        self.last = 0.0
+
+    def __call__(self, value: float) -> None:
+        if value - self.last < 0.05 and value < 1.0:
+            return
+        self.last = value
+        self.owner.jobs.progress(self.job_id, value)
+        # A pass refreshes status.json with the new progress, but a whole pass for every 5 %
+        # of every job kept the loop from dispatching (bench/throughput.py).
+        now = time.monotonic()
+        if now - self.owner._progress_woken >= PROGRESS_WAKE_S:
+            self.owner._progress_woken = now
+            self.owner.wake.set()
+
+    def submitted(self, prompt_id: str) -> None:
+        self.owner.jobs.note_prompt(self.job_id, prompt_id)

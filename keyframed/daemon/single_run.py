@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from keyframed.daemon import templates
-from keyframed.daemon.backends import Backend, make_backends
+from keyframed.daemon.backends import Backend, NoProgress, make_backends
 from keyframed.daemon.fsio import atomic_write, sha256_file
 from keyframed.daemon.loader import MAX_JSON_BYTES, STYLE_FILE, image_fact, read_text
 from keyframed.daemon.oneshot import why_not
@@ -114,7 +114,7 @@ def generate(root: Path, settings: Settings, project: Project, art: Artifact,
     backends = make_backends(settings, root, store, project.style)
     try:
         backend = _choose(backends, art, root, settings)
-        data = backend.execute(job_key(root, art, files), art, files, _ignore)
+        data = backend.execute(job_key(root, art, files), art, files, NoProgress())
         atomic_write(output, data)
         return Result(output=output, backend=backend.name, artifact=art)
     finally:
@@ -129,7 +129,3 @@ def _choose(backends: list[Backend], art: Artifact, root: Path, settings: Settin
             return backend
     reasons = "\n  ".join(why_not(b, art, root, settings) for b in backends)
     raise ComfyError(f"no configured backend can make this image:\n  {reasons}")
-
-
-def _ignore(_progress: float) -> None:
-    """Progress is not shown: one image takes seconds to a minute."""

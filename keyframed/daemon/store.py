@@ -410,6 +410,11 @@ class JobStore:
         with self.store.transaction() as db:
             db.execute(sql, (state, self.store._clock(), *fields.values(), job_id))
 
+    def note_prompt(self, job_id: int, prompt_id: str) -> None:
+        """Record the server's id for a job (its state is left as it is)."""
+        with self.store.transaction() as db:
+            db.execute("UPDATE jobs SET prompt_id = ? WHERE id = ?", (prompt_id, job_id))
+
     def progress(self, job_id: int, value: float) -> None:
         """Record progress (a hint; not worth a fsync per tick, but cheap enough here)."""
         with self.store.transaction() as db:
