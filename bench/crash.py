@@ -99,15 +99,23 @@ class NotifyListener:
 
 
 def unreadable_outputs(root: Path) -> list[str]:
-    """Output images that do not open, and videos that are not MP4s."""
+    """Output images that do not open, and videos that are not MP4s.
+
+    Temp files of atomic writes are not outputs (nothing reads them; the next start sweeps
+    them): they are counted apart, by :func:`temp_files`.
+    """
     bad = []
     for path in root.glob("scene-*/**/*.png"):
+        if path.name.startswith(TEMP_MARK):
+            continue
         try:
             with Image.open(path) as image:
                 image.verify()
         except (OSError, SyntaxError, ValueError):
             bad.append(str(path.relative_to(root)))
     for path in root.glob("scene-*/*.mp4"):
+        if path.name.startswith(TEMP_MARK):
+            continue
         with path.open("rb") as handle:
             if handle.read(12)[4:8] != b"ftyp":
                 bad.append(str(path.relative_to(root)))
