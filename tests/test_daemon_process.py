@@ -88,7 +88,9 @@ def test_sigterm_while_jobs_run_exits_quickly_and_the_next_start_carries_on(
 def test_kill_9_at_random_moments_loses_nothing_and_runs_nothing_twice(
     fake_comfy_factory: FakeComfyFactory, tmp_path: Path
 ) -> None:
-    server = fake_comfy_factory(job_seconds=0.05)
+    # Jobs long enough that the build spans several kills (with 50 ms jobs a fast daemon was
+    # done before the third kill, and the kills tested nothing).
+    server = fake_comfy_factory(job_seconds=0.25)
     root = comfy_project(tmp_path / "p", [server], max_in_flight=2)
     rng = random.Random(20261124)
     log = tmp_path / "watch.log"

@@ -76,3 +76,19 @@ def test_the_settled_state_is_drawn_at_once(built: tuple[Path, Snapshot]) -> Non
     # And nothing is drawn again while nothing changes.
     clock.now += 100
     assert writer.write(snap, states(None)) == []
+
+
+def test_a_restarted_daemon_draws_only_the_sheets_that_changed(
+    built: tuple[Path, Snapshot],
+) -> None:
+    root, snap = built
+    first = SheetWriter(root, 64_000_000, clock=Clock())
+    assert sheets.STORYBOARD in first.write(snap, states(None))
+    # A new writer (a restarted daemon) reads what each sheet shows from the file itself.
+    again = SheetWriter(root, 64_000_000, clock=Clock())
+    assert again.write(snap, states(None)) == []
+    # One scene's tile changed meanwhile (it failed): that sheet and the storyboard only.
+    failed = in_scene(snap, 2)
+    changed = SheetWriter(root, 64_000_000, clock=Clock())
+    drawn = changed.write(snap, lambda item: "failed" if item.path == failed else "fresh")
+    assert set(drawn) == {"scene-02/contact-sheet.png", sheets.STORYBOARD}

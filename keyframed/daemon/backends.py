@@ -25,7 +25,7 @@ from keyframed.daemon.comfy.info import ServerInfo
 from keyframed.daemon.comfy.prompt_ids import prompt_id_for
 from keyframed.daemon.comfy.retry import RetryPolicy
 from keyframed.daemon.comfy.run import DEFAULT_MAX_BYTES, run_job
-from keyframed.daemon.comfy.state import Failed
+from keyframed.daemon.comfy.state import Failed, PromptState
 from keyframed.daemon.fsio import sha256_file
 from keyframed.daemon.store import Store
 from keyframed.errors import ComfyError, ComfyPermanentError, ComfyTransientError, TemplateError
@@ -280,7 +280,7 @@ class ComfyBackend:
         size = None if video else (self.settings.image.width, self.settings.image.height)
         # An image of the expected size cannot be larger than this; a video gets the default.
         cap = DEFAULT_MAX_BYTES if size is None else image_byte_cap(*size)
-        prompt_id = self._prompt_id(job_key, art)
+        prompt_id, known = self._choose_prompt(job_key, art)
         self._cancelled.discard(prompt_id)  # a job for this very prompt is wanted (again)
         on_progress.submitted(prompt_id)
         state = self.root / ".keyframed"
@@ -292,7 +292,7 @@ class ComfyBackend:
                         timeout=self.config.timeout_s,
                         max_lost_resubmits=self.settings.run.lost_resubmits,
                         on_progress=on_progress, max_bytes=cap, job=art.path,
-                        cancelled=lambda: prompt_id in self._cancelled)
+                        cancelled=lambda: prompt_id in self._cancelled, known=known)
             except ComfyTransientError as exc:
                 self.mark_down(str(exc))
                 raise
@@ -300,7 +300,12 @@ class ComfyBackend:
             return dest.read_bytes()
 
     def _prompt_id(self, job_key: str, art: Artifact) -> str:
-        """The job's prompt id: its first attempt the server has not seen fail.
+        """The job's prompt id (see :meth:`_choose_prompt`)."""
+        return self._choose_prompt(job_key, art)[0]
+
+    def _choose_prompt(self, job_key: str, art: Artifact) -> tuple[str, PromptState]:
+        """The job's prompt id, its first attempt the server has not seen fail, and where
+        the server has it (so the job does not ask again).
 
         A failed prompt stays failed in ComfyUI's history, so running the same recipe again
         after a failure (a new job, or ``generate-keyframe`` asked again) needs the next id.
@@ -311,9 +316,10 @@ class ComfyBackend:
         key = f"{self.project_id}:{art.path}:{job_key}"
         for attempt in range(MAX_ATTEMPT_IDS):
             prompt_id = prompt_id_for(key, art.recipe.take, attempt)
-            if not isinstance(self.client.lookup(prompt_id, job=job_key), Failed):
+            state = self.client.lookup(prompt_id, job=job_key)
+            if not isinstance(state, Failed):
                 break
-        return prompt_id
+        return prompt_id, state
 
     def cancel(self, job_key: str, art: Artifact) -> None:
         """Remove the prompt from the queue or interrupt it."""

@@ -17,6 +17,7 @@ user's and is left alone. Sheets are written only inside the project (never thro
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import stat
@@ -49,9 +50,35 @@ BUSY_COST_FACTOR = 10.0
 ACTIVE_STATES = frozenset({"queued", "running"})
 
 
-def signed(png: bytes) -> bytes:
-    """The PNG with keyframed's signature chunk inserted right after its header chunk."""
-    return png[:_AFTER_IHDR] + SIGNATURE + png[_AFTER_IHDR:]
+def _text_chunk(keyword: bytes, text: bytes) -> bytes:
+    body = keyword + b"\x00" + text
+    crc = struct.pack(">I", zlib.crc32(b"tEXt" + body))
+    return struct.pack(">I", len(body)) + b"tEXt" + body + crc
+
+
+_KEY_WORD = b"keyframed-key"
+_KEY_CHUNK_BYTES = len(_text_chunk(_KEY_WORD, b"0" * 64))
+
+
+def signed(png: bytes, key: str = "0" * 64) -> bytes:
+    """The PNG with keyframed's signature chunk right after its header chunk, then a chunk
+    holding ``key`` (the sha256 of what the sheet shows: a restarted daemon reads it back
+    instead of drawing every sheet again)."""
+    return png[:_AFTER_IHDR] + SIGNATURE + _text_chunk(_KEY_WORD, key.encode()) + png[_AFTER_IHDR:]
+
+
+def drawn_key(path: Path) -> str | None:
+    """The key a sheet keyframed drew was drawn for, or None."""
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(_AFTER_IHDR + len(SIGNATURE) + _KEY_CHUNK_BYTES)
+    except OSError:
+        return None
+    chunk = head[_AFTER_IHDR + len(SIGNATURE):]
+    prefix = struct.pack(">I", len(_KEY_WORD) + 65) + b"tEXt" + _KEY_WORD + b"\x00"
+    if head[_AFTER_IHDR:_AFTER_IHDR + len(SIGNATURE)] != SIGNATURE or not chunk.startswith(prefix):
+        return None
+    return chunk[len(prefix):len(prefix) + 64].decode("ascii", "replace")
 
 
 def is_ours(path: Path) -> bool:
@@ -82,17 +109,24 @@ def _approved(snap: Snapshot, item: PlanItem) -> bool:
     return current is not None and current == snap.hashes.get(item.path)
 
 
-def scene_tiles(snap: Snapshot, scene: int, state_of: StateOf) -> list[contact.Tile]:
-    """Layers → keyframes → video of one scene, in build order."""
+def scene_tiles(snap: Snapshot, scene: int, state_of: StateOf,
+                items: list[PlanItem] | None = None) -> list[contact.Tile]:
+    """Layers → keyframes → video of one scene, in build order (``items``: the scene's, when
+    the caller has them grouped already)."""
     order = {"layer": 0, "keyframe": 1, "video": 2}
-    items = [i for i in snap.items if i.artifact.scene == scene]
-    items.sort(key=lambda i: order.get(i.artifact.kind, 3))
+    if items is None:
+        items = [i for i in snap.items if i.artifact.scene == scene]
+    items = sorted(items, key=lambda i: order.get(i.artifact.kind, 3))
     return [
         # A path with no hash is missing, or leads outside the project: nothing to draw.
         contact.Tile(path=snap.root / i.path if snap.hashes.get(i.path) else None,
                      caption=_caption(i), state=state_of(i), approved=_approved(snap, i))
         for i in items
     ]
+
+
+def _digest(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
 
 
 class SheetWriter:
@@ -115,13 +149,27 @@ class SheetWriter:
                  for t in tiles]
         return json.dumps(parts, sort_keys=True, default=str)
 
+    def _throttled(self, snap: Snapshot, state_of: StateOf) -> bool:
+        """True while jobs are queued or running and neither kind of sheet is due yet."""
+        now = self._clock()
+        if now >= self._next_scenes or now >= self._next_board:
+            return False
+        return any(state_of(i) in ACTIVE_STATES for i in snap.items)
+
     def write(self, snap: Snapshot, state_of: StateOf) -> list[str]:
         """Redraw what changed; return the sheets written."""
         if not snap.ok or snap.project is None:
             return []
+        if self._throttled(snap, state_of):
+            return []  # checked before the tiles are worked out: they cost a pass's time
         written: list[str] = []
         scenes = sorted(snap.project.scenes, key=lambda s: s.number)
-        rows = [(f"Scene {scene.number}: {scene.title}", scene_tiles(snap, scene.number, state_of))
+        grouped: dict[int, list[PlanItem]] = {}
+        for item in snap.items:
+            if item.artifact.scene is not None:
+                grouped.setdefault(item.artifact.scene, []).append(item)
+        rows = [(f"Scene {scene.number}: {scene.title}",
+                 scene_tiles(snap, scene.number, state_of, grouped.get(scene.number, [])))
                 for scene in scenes]
         busy = any(t.state in ACTIVE_STATES for _, tiles in rows for t in tiles)
         # A sheet not drawn now keeps its old key, so it still counts as changed later.
@@ -129,9 +177,10 @@ class SheetWriter:
         if not busy or started >= self._next_scenes:
             for scene, (label, tiles) in zip(scenes, rows, strict=True):
                 rel = f"{scene.folder}/{SCENE_SHEET}"
-                if self._changed(rel, self._key(snap, tiles, label)):
+                key = self._key(snap, tiles, label)
+                if self._changed(rel, key):
                     self._draw(rel, partial(contact.scene_sheet, label, tiles,
-                                            max_pixels=self.max_pixels), written)
+                                            max_pixels=self.max_pixels), written, key)
             if written:
                 self._next_scenes = self._after(started, BUSY_MIN_S)
         started = self._clock()
@@ -139,7 +188,7 @@ class SheetWriter:
             key = json.dumps([self._key(snap, t, lb) for lb, t in rows])
             if self._changed(STORYBOARD, key):
                 self._draw(STORYBOARD, partial(contact.storyboard, rows,
-                                               max_pixels=self.max_pixels), written)
+                                               max_pixels=self.max_pixels), written, key)
                 self._next_board = self._after(started, BOARD_MIN_S)
         return written
 
@@ -148,12 +197,19 @@ class SheetWriter:
         return started + max(least, BUSY_COST_FACTOR * (self._clock() - started))
 
     def _changed(self, rel: str, key: str) -> bool:
-        if self._keys.get(rel) == key and (self.root / rel).is_file():
+        digest = _digest(key)
+        known = self._keys.get(rel)
+        if known is None:
+            # Not drawn by this process: the key in the file says what it shows.
+            known = drawn_key(self.root / rel)
+        if known == digest and (self.root / rel).is_file():
+            self._keys[rel] = digest
             return False
-        self._keys[rel] = key
+        self._keys[rel] = digest
         return True
 
-    def _draw(self, rel: str, render: Callable[[], bytes], written: list[str]) -> None:
+    def _draw(self, rel: str, render: Callable[[], bytes], written: list[str],
+              key: str) -> None:
         if not is_ours(self.root / rel):
             if rel not in self._kept:
                 log.warning("sheet_not_drawn", sheet=rel,
@@ -162,7 +218,7 @@ class SheetWriter:
             return
         self._kept.discard(rel)
         try:
-            write_inside(self.root, rel, signed(render()))
+            write_inside(self.root, rel, signed(render(), _digest(key)))
         except (OutputError, OSError) as exc:
             self._keys.pop(rel, None)
             log.warning("sheet_failed", sheet=rel, error=str(exc))

@@ -87,7 +87,7 @@ def _context(project: Project, settings: Settings, root: Path, store: Store) -> 
 
 def _template_hashes(artifacts: list[Artifact], root: Path) -> dict[str, str]:
     names = {a.recipe.template for a in artifacts if a.recipe.template}
-    return {name: templates.load_template(name, root)[1] for name in names}
+    return {name: templates.template_hash(name, root) for name in names}
 
 
 def _approval(

@@ -74,6 +74,7 @@ def run_job(
     sleep: Callable[[float], None] | None = None,
     job: str = "",
     cancelled: Callable[[], bool] = lambda: False,
+    known: PromptState | None = None,
 ) -> JobOutcome:
     """Make sure ``prompt`` has run under ``prompt_id`` and write its output to ``dest``.
 
@@ -99,6 +100,8 @@ def run_job(
         job: for logs and errors.
         cancelled: True once the caller cancelled the prompt (a superseded job): a prompt the
             server no longer knows is then not submitted again.
+        known: where the server had ``prompt_id`` when the caller just asked (saves asking
+            again: three requests).
 
     Raises:
         ComfyExecutionError: the prompt failed on the server (message, node id and type).
@@ -108,7 +111,7 @@ def run_job(
         OutputError: the output is not a valid file of ``size``.
     """
     deadline = clock() + timeout
-    state: PromptState = client.lookup(prompt_id, job=job)
+    state: PromptState = known if known is not None else client.lookup(prompt_id, job=job)
     log.info(
         "comfy_job_start", job=job, server=client.name, prompt_id=prompt_id, found=state.status
     )
