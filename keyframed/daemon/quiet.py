@@ -35,19 +35,40 @@ def _names(folder: str) -> tuple[str, ...]:
         return ()
 
 
+class _Watched:
+    """The absolute paths a snapshot's signature stats, worked out once per snapshot (the
+    signature is taken after its pass and again before the next)."""
+
+    snap: Snapshot | None = None
+    names: tuple[str, ...] = ()
+    files: tuple[str, ...] = ()
+    folders: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, snap: Snapshot) -> type[_Watched]:
+        if cls.snap is not snap:
+            root = f"{snap.root}{os.sep}"
+            cls.names = tuple(sorted({*snap.hashes, *INPUT_FILES}))
+            cls.files = tuple(root + rel for rel in cls.names)
+            scenes = sorted({p.split("/", 1)[0] for p in snap.hashes if p.startswith("scene-")})
+            cls.folders = (root, *(root + f for f in scenes))
+            cls.snap = snap
+        return cls
+
+
 def signature(snap: Snapshot, generation: int, now: float | None = None) -> Signature | None:
-    """The state a pass depends on, or None when it cannot be trusted (a file is too new)."""
+    """The state a pass depends on, or None when it cannot be trusted (a file is too new).
+
+    Folders count by their own stat: adding, removing or renaming an entry (a dropped
+    marker, a new scene folder) changes a folder's mtime, and costs no listing.
+    """
     # Plain strings, not Path objects: at 1,000 scenes this stats ~7,000 files, and pathlib's
     # joins cost more than the system calls.
-    root = f"{snap.root}{os.sep}"
+    watched = _Watched.of(snap)
     horizon = ((time.time() if now is None else now) - RACY_SECONDS) * 1e9
-    paths = sorted({*snap.hashes, *INPUT_FILES})
-    stats = [_stat(root + rel) for rel in paths]
+    stats = [_stat(path) for path in (*watched.files, *watched.folders)]
     if any(st is not None and st[1] >= horizon for st in stats):
         return None
-    folders = sorted({p.split("/", 1)[0] for p in snap.hashes if p.startswith("scene-")})
-    listings = [(f, _names(root + f)) for f in folders]
-    flows = f"{root}workflows{os.sep}"
+    flows = f"{snap.root}{os.sep}workflows{os.sep}"
     workflows = [(n, _stat(flows + n)) for n in _names(flows)]
-    return (generation, tuple(paths), tuple(stats), _names(root), tuple(listings),
-            tuple(workflows))
+    return (generation, watched.names, tuple(stats), tuple(workflows))
