@@ -66,9 +66,19 @@ def signature(snap: Snapshot, generation: int, now: float | None = None) -> Sign
     # joins cost more than the system calls.
     watched = _Watched.of(snap)
     horizon = ((time.time() if now is None else now) - RACY_SECONDS) * 1e9
-    stats = [_stat(path) for path in (*watched.files, *watched.folders)]
+    stats = [_stat(path) for path in watched.files]
     if any(st is not None and st[1] >= horizon for st in stats):
         return None
     flows = f"{snap.root}{os.sep}workflows{os.sep}"
     workflows = [(n, _stat(flows + n)) for n in _names(flows)]
-    return (generation, watched.names, tuple(stats), tuple(workflows))
+    folders = [_folder(path, horizon) for path in watched.folders]
+    return (generation, watched.names, tuple(stats), tuple(folders), tuple(workflows))
+
+
+def _folder(path: str, horizon: float) -> object:
+    """A folder's stat; its listing instead while its mtime is too new to trust (the daemon
+    itself writes status files there, so this is common right after a pass)."""
+    st = _stat(path)
+    if st is None or st[1] < horizon:
+        return st
+    return (st[2], _names(path))
