@@ -34,6 +34,7 @@ Run::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import itertools
 import json
@@ -73,10 +74,8 @@ def peak_rss_mb() -> float:
 
 def reset_peak_rss() -> None:
     """Start counting this process's peak RSS (VmHWM) afresh (Linux; elsewhere a no-op)."""
-    try:
+    with contextlib.suppress(OSError):
         Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        pass
 
 
 def timed(fn: Callable[[], Any]) -> tuple[float, Any]:

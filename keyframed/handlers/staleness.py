@@ -126,6 +126,8 @@ def evaluate_one(
     known = {i.path: hashes[i.path] or "" for i in art.recipe.inputs}
     parts = components(art.recipe, known, template_hash)
     digest = fingerprint(parts)
+    if record is not None and record.fingerprint == digest:
+        parts = record.components  # equal; sharing it keeps one copy per artifact in memory
     reasons = _own(record, on_disk, art.path)
     if not reasons and record is not None and record.fingerprint != digest:
         reasons = explain(record.components, parts, art.recipe.template)
