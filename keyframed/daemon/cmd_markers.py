@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from keyframed.daemon.fsio import atomic_write
+from keyframed.daemon.fsio import UnsafePathError, write_inside
 from keyframed.handlers.approvals import ASSETS_MARKER, keyframes_marker
 
 RETRY_TARGETS = ("start", "end", "background", "video", "character-start", "character-end")
@@ -44,7 +44,14 @@ def _write(root: Path, rel: str, text: str) -> int:
     if not path.parent.is_dir():
         print(f"keyframed: {path.parent}: no such scene folder", file=sys.stderr)
         return 1
-    atomic_write(path, text.encode())
+    try:
+        # Never through a symlink: a scene folder linked elsewhere must not make this write
+        # outside the project (the daemon would not read the marker there either).
+        write_inside(root, rel, text.encode())
+    except UnsafePathError as exc:
+        print(f"keyframed: {rel}: {exc}; replace the link with a real folder or file",
+              file=sys.stderr)
+        return 1
     print(f"wrote {rel}")
     return 0
 

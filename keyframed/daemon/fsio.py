@@ -124,6 +124,13 @@ def open_project_folder(root: Path, rel_folder: str, *, create: bool) -> int:
     return fd
 
 
+def _is_link(fd: int, name: str) -> bool:
+    try:
+        return stat.S_ISLNK(os.lstat(name, dir_fd=fd).st_mode)
+    except OSError:
+        return False
+
+
 def _step(fd: int, part: str, shown: str, create: bool) -> int:
     """Open one folder below ``fd`` (closing ``fd``), creating it when asked."""
     try:
@@ -136,6 +143,9 @@ def _step(fd: int, part: str, shown: str, create: bool) -> int:
                 os.mkdir(part, 0o777, dir_fd=fd)
             child = os.open(part, _DIR_FLAGS, dir_fd=fd)
     except OSError as exc:
+        # O_NOFOLLOW | O_DIRECTORY on a symlink gives ENOTDIR on Linux: say which it is.
+        if exc.errno == errno.ENOTDIR and _is_link(fd, part):
+            exc.errno = errno.ELOOP
         if exc.errno in (errno.ELOOP, errno.EMLINK):
             raise UnsafePathError(exc.errno, f"{shown} is a symlink; keyframed writes only "
                                   "into real folders inside the project") from exc
