@@ -55,9 +55,9 @@ from bench.fake_farm import CLI, cpu_seconds, daemon_env, wait_for
 from keyframed.daemon.config import load_settings
 from keyframed.daemon.loop import Reconciler
 from tests.fakecomfy.server import FakeComfy
+from tests.planning import copy_sample
 
 REPO = Path(__file__).resolve().parents[1]
-SAMPLE = REPO / "examples" / "samurai"
 SCHEMA = json.loads((REPO / "keyframed" / "schemas" / "status.schema.json").read_text("utf-8"))
 MB = 1 << 20
 SCENE_DIR = re.compile(r"scene-[0-9]+")
@@ -113,8 +113,7 @@ def prepare_project(root: Path, server: FakeComfy, *, scenes: int | None = None,
                     seed: int = 0) -> Path:
     """The sample (or a generated project) wired to ``server``; every fault stays transient."""
     if scenes is None:
-        ignore = shutil.ignore_patterns(".keyframed", "scene-[0-9]*", "status.json")
-        shutil.copytree(SAMPLE, root, ignore=ignore)
+        copy_sample(root)
     else:
         from bench.gen import generate_project
 

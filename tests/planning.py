@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import io
 import shutil
@@ -19,10 +20,24 @@ REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "examples" / "samurai"
 
 
-def copy_sample(dest: Path) -> Path:
-    """A private copy of examples/samurai without any state or outputs."""
-    ignore = shutil.ignore_patterns(".keyframed", "scene-[0-9]*", "status.json")
-    shutil.copytree(SAMPLE, dest, ignore=ignore)
+# What `keyframed run examples/samurai` (README command 1) writes into the example (the same
+# list is in .gitignore). A copy of the sample is its inputs only, whether or not the example
+# was run in this clone: generated asset images copied along would be taken for the user's.
+GENERATED = frozenset({".keyframed", "status.json", "storyboard.png", "assets.approved",
+                       "assets/backgrounds", "assets/styles", "assets/objects"})
+
+
+def copy_sample(dest: Path, source: Path = SAMPLE) -> Path:
+    """A private copy of the sample's inputs (examples/samurai, or a project made from it),
+    without any state or generated output."""
+
+    def generated(folder: str, names: list[str]) -> set[str]:
+        rel = Path(folder).relative_to(source).as_posix()
+        top = rel == "."
+        return {n for n in names if (n if top else f"{rel}/{n}") in GENERATED
+                or (top and fnmatch.fnmatch(n, "scene-[0-9]*"))}
+
+    shutil.copytree(source, dest, ignore=generated)
     return dest
 
 

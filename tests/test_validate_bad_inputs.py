@@ -20,6 +20,7 @@ import pytest
 from PIL import Image
 
 from keyframed.daemon.cli import main
+from tests import planning
 
 SAMPLE = Path(__file__).resolve().parents[1] / "examples" / "samurai"
 REPO = SAMPLE.parents[1]
@@ -42,11 +43,7 @@ def bomb_png(width: int = 10_000, height: int = 10_000) -> bytes:
 
 
 def copy_sample(tmp_path: Path) -> Path:
-    root = tmp_path / "project"
-    shutil.copytree(SAMPLE, root, ignore=shutil.ignore_patterns(".keyframed", "scene-[0-9]*"))
-    for generated in ("status.json", "assets.approved"):
-        (root / generated).unlink(missing_ok=True)
-    return root
+    return planning.copy_sample(tmp_path / "project")
 
 
 def edit(name: str, old: str, new: str) -> Callable[[Path, Path], None]:
