@@ -40,7 +40,7 @@ from keyframed.daemon.outputs import (
     output_obstacle,
     sweep_temp,
 )
-from keyframed.daemon.quiet import Signature, signature
+from keyframed.daemon.quiet import Signature, Watched, signature, watched
 from keyframed.daemon.redact import redact
 from keyframed.daemon.sheets import SheetWriter
 from keyframed.daemon.snapshot import Snapshot, take_snapshot
@@ -123,7 +123,8 @@ class Reconciler:
         self.status = StatusWriter(root, self)
         self.sheets = SheetWriter(root, settings.run.max_image_pixels)
         self.passes = 0
-        self._quiet: Signature | None = None
+        # What the last quiet pass read, and its signature (see _unchanged).
+        self._quiet: tuple[Watched, Signature] | None = None
         # Kept across passes so a pass redoes only what changed (handlers/memo.py).
         self._memo = PlanMemo()
         self._hasher = HashCache(root, self.store)
@@ -252,7 +253,9 @@ class Reconciler:
         latest = self.jobs.latest()
         self.sheets.write(snap, lambda item: artifact_state(item, latest.get(item.path)))
         if not result.changed and not self.inflight:
-            self._quiet = signature(snap, self.store.generation)
+            paths = watched(snap)
+            quiet = signature(paths, self.store.generation)
+            self._quiet = (paths, quiet) if quiet is not None else None
         return result
 
     def _unchanged(self) -> bool:
@@ -261,10 +264,10 @@ class Reconciler:
         snap = self.snapshot
         if last is None or snap is None or not snap.ok or self.inflight:
             return False
-        now = signature(snap, self.store.generation)
-        if now != last:
+        paths, before = last
+        if signature(paths, self.store.generation) != before:
             return False
-        self._quiet = now
+        self._quiet = last
         return True
 
     def _collect(self, result: PassResult) -> None:

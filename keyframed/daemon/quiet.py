@@ -1,8 +1,8 @@
 """Tell, cheaply, that nothing a pass reads has changed since the last pass.
 
 A pass re-derives the whole plan, which costs time proportional to the project. When every
-file it read (inputs, asset images, outputs, templates, markers: the names in each scene
-folder and at the root) has the same (size, mtime_ns, inode), the store has not been written,
+file it read (inputs, asset images, outputs, templates) and every scene folder and the root
+(where markers are dropped) have the same (size, mtime_ns, inode), the store has not been written,
 and no file is so recent that a same-size rewrite could hide in its timestamp, the last plan
 still holds and the pass can be skipped. Statting the files costs a small fraction of a pass.
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import dataclass
 
 from keyframed.daemon.hashing import RACY_SECONDS
 from keyframed.daemon.snapshot import Snapshot
@@ -35,44 +36,42 @@ def _names(folder: str) -> tuple[str, ...]:
         return ()
 
 
-class _Watched:
-    """The absolute paths a snapshot's signature stats, worked out once per snapshot (the
-    signature is taken after its pass and again before the next)."""
+@dataclass(frozen=True)
+class Watched:
+    """What a snapshot's signature looks at, worked out once per snapshot (the signature is
+    taken after its pass and again before each pass that follows)."""
 
-    snap: Snapshot | None = None
-    names: tuple[str, ...] = ()
-    files: tuple[str, ...] = ()
-    folders: tuple[str, ...] = ()
-
-    @classmethod
-    def of(cls, snap: Snapshot) -> type[_Watched]:
-        if cls.snap is not snap:
-            root = f"{snap.root}{os.sep}"
-            cls.names = tuple(sorted({*snap.hashes, *INPUT_FILES}))
-            cls.files = tuple(root + rel for rel in cls.names)
-            scenes = sorted({p.split("/", 1)[0] for p in snap.hashes if p.startswith("scene-")})
-            cls.folders = (root, *(root + f for f in scenes))
-            cls.snap = snap
-        return cls
+    root: str
+    names: tuple[str, ...]  # project-relative files: inputs, outputs, markers
+    files: tuple[str, ...]  # the same, absolute
+    folders: tuple[str, ...]  # the root and each scene folder, absolute
 
 
-def signature(snap: Snapshot, generation: int, now: float | None = None) -> Signature | None:
+def watched(snap: Snapshot) -> Watched:
+    """The files and folders a pass on ``snap`` depended on."""
+    # Plain strings, not Path objects: at 1,000 scenes this is ~7,000 files, and pathlib's
+    # joins cost more than the system calls.
+    root = f"{snap.root}{os.sep}"
+    names = tuple(sorted({*snap.hashes, *INPUT_FILES}))
+    scenes = sorted({p.split("/", 1)[0] for p in snap.hashes if p.startswith("scene-")})
+    return Watched(root=root, names=names, files=tuple(root + rel for rel in names),
+                   folders=(root, *(root + f for f in scenes)))
+
+
+def signature(w: Watched, generation: int, now: float | None = None) -> Signature | None:
     """The state a pass depends on, or None when it cannot be trusted (a file is too new).
 
-    Folders count by their own stat: adding, removing or renaming an entry (a dropped
-    marker, a new scene folder) changes a folder's mtime, and costs no listing.
+    A folder counts by its own stat (adding, removing or renaming an entry, such as a dropped
+    marker, changes its mtime), or by its listing while that mtime is too new to trust.
     """
-    # Plain strings, not Path objects: at 1,000 scenes this stats ~7,000 files, and pathlib's
-    # joins cost more than the system calls.
-    watched = _Watched.of(snap)
     horizon = ((time.time() if now is None else now) - RACY_SECONDS) * 1e9
-    stats = [_stat(path) for path in watched.files]
+    stats = [_stat(path) for path in w.files]
     if any(st is not None and st[1] >= horizon for st in stats):
         return None
-    flows = f"{snap.root}{os.sep}workflows{os.sep}"
+    flows = f"{w.root}workflows{os.sep}"
     workflows = [(n, _stat(flows + n)) for n in _names(flows)]
-    folders = [_folder(path, horizon) for path in watched.folders]
-    return (generation, watched.names, tuple(stats), tuple(folders), tuple(workflows))
+    folders = [_folder(path, horizon) for path in w.folders]
+    return (generation, w.names, tuple(stats), tuple(folders), tuple(workflows))
 
 
 def _folder(path: str, horizon: float) -> object:

@@ -60,7 +60,7 @@ _KEY_WORD = b"keyframed-key"
 _KEY_CHUNK_BYTES = len(_text_chunk(_KEY_WORD, b"0" * 64))
 
 
-def signed(png: bytes, key: str = "0" * 64) -> bytes:
+def signed(png: bytes, key: str) -> bytes:
     """The PNG with keyframed's signature chunk right after its header chunk, then a chunk
     holding ``key`` (the sha256 of what the sheet shows: a restarted daemon reads it back
     instead of drawing every sheet again)."""
@@ -149,19 +149,14 @@ class SheetWriter:
                  for t in tiles]
         return json.dumps(parts, sort_keys=True, default=str)
 
-    def _throttled(self, snap: Snapshot, state_of: StateOf) -> bool:
-        """True while jobs are queued or running and neither kind of sheet is due yet."""
-        now = self._clock()
-        if now >= self._next_scenes or now >= self._next_board:
-            return False
-        return any(state_of(i) in ACTIVE_STATES for i in snap.items)
-
     def write(self, snap: Snapshot, state_of: StateOf) -> list[str]:
         """Redraw what changed; return the sheets written."""
         if not snap.ok or snap.project is None:
             return []
-        if self._throttled(snap, state_of):
-            return []  # checked before the tiles are worked out: they cost a pass's time
+        busy = any(state_of(i) in ACTIVE_STATES for i in snap.items)
+        started = self._clock()
+        if busy and started < self._next_scenes and started < self._next_board:
+            return []  # nothing is due: the tiles below cost about a pass's time
         written: list[str] = []
         scenes = sorted(snap.project.scenes, key=lambda s: s.number)
         grouped: dict[int, list[PlanItem]] = {}
@@ -171,9 +166,7 @@ class SheetWriter:
         rows = [(f"Scene {scene.number}: {scene.title}",
                  scene_tiles(snap, scene.number, state_of, grouped.get(scene.number, [])))
                 for scene in scenes]
-        busy = any(t.state in ACTIVE_STATES for _, tiles in rows for t in tiles)
         # A sheet not drawn now keeps its old key, so it still counts as changed later.
-        started = self._clock()
         if not busy or started >= self._next_scenes:
             for scene, (label, tiles) in zip(scenes, rows, strict=True):
                 rel = f"{scene.folder}/{SCENE_SHEET}"

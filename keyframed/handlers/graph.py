@@ -41,21 +41,17 @@ def desired_artifacts(
 ) -> list[Artifact]:
     """Every artifact of the project in an order where inputs come before their users.
 
-    With a ``memo`` from the last pass, the artifacts of scenes whose inputs are unchanged
-    are taken from it (see :mod:`.memo`); the result is the same.
+    With the ``memo`` of the last pass, the artifacts of scenes whose inputs are unchanged
+    are taken from it (see :mod:`.memo`); the result is the same without it.
     """
+    memo = memo if memo is not None else PlanMemo()
     chains = chain_sources(project)
     out = asset_artifacts(project, ctx)
     for scene in sorted(project.scenes, key=lambda s: s.number):
         chained = chains.get(scene.number)
-        if memo is None:
-            out += scene_artifacts(scene, project, ctx, chained)
-            continue
         derive = partial(scene_artifacts, scene, project, ctx, chained)
         out += memo.scene_artifacts(project, ctx, scene, chained, derive)
-    if memo is not None:
-        numbers = {s.number for s in project.scenes}
-        memo.scenes = {n: v for n, v in memo.scenes.items() if n in numbers}
+    memo.keep_scenes({s.number for s in project.scenes})
     return toposort(out)
 
 

@@ -63,6 +63,10 @@ class PlanMemo:
         self.scenes[scene.number] = (scene, chained, made)
         return made
 
+    def keep_scenes(self, numbers: set[int]) -> None:
+        """Forget the scenes the project no longer has."""
+        self.scenes = {n: v for n, v in self.scenes.items() if n in numbers}
+
     def verdict(self, path: str, key: VerdictKey) -> Status | None:
         """The verdict of the last pass on this artifact if ``key`` is unchanged."""
         known = self.verdicts.get(path)

@@ -54,21 +54,21 @@ def make_plan(
 ) -> list[PlanItem]:
     """Evaluate staleness and approval gates for every artifact, in dependency order.
 
-    A ``memo`` from the last pass saves re-deciding what did not change (see :mod:`.memo`).
+    The ``memo`` of the last pass saves re-deciding what did not change (see :mod:`.memo`).
     """
+    memo = memo if memo is not None else PlanMemo()
     statuses = evaluate(artifacts, records, hashes, template_hashes, memo)
     items = []
     kept: dict[str, tuple[Artifact, Status, tuple[object, ...], PlanItem]] = {}
     for art in artifacts:
         status = statuses[art.path]
         gates = gate_reasons(art, approvals, hashes, asset_paths) if status.state == "stale" else []
-        item = memo.item(art, status, tuple(gates)) if memo is not None else None
+        item = memo.item(art, status, tuple(gates))
         if item is None:
             reasons = status.reasons + tuple(gates)
             item = PlanItem(artifact=art, state=_state(status, gates), reasons=reasons,
                             status=status)
         kept[art.path] = (art, status, tuple(gates), item)
         items.append(item)
-    if memo is not None:
-        memo.items = kept
+    memo.items = kept
     return items

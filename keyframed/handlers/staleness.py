@@ -145,25 +145,22 @@ def evaluate(
 ) -> dict[str, Status]:
     """Decide every artifact; ``artifacts`` must be in dependency order.
 
-    With a ``memo``, an artifact whose verdict depends on nothing that changed since the
-    last pass keeps that verdict (see :mod:`.memo`); the result is the same.
+    With the ``memo`` of the last pass, an artifact whose verdict depends on nothing that
+    changed keeps that verdict (see :mod:`.memo`); the result is the same without it.
     """
+    memo = memo if memo is not None else PlanMemo()
     done: dict[str, Status] = {}
     kept: dict[str, tuple[VerdictKey, Status]] = {}
     for art in artifacts:
         template_hash = template_hashes.get(art.recipe.template, "")
         record = records.get(art.path)
-        if memo is None:
-            done[art.path] = evaluate_one(art, record, hashes, template_hash, done)
-            continue
         key = _verdict_key(art, record, hashes, template_hash, done)
         status = memo.verdict(art.path, key)
         if status is None:
             status = evaluate_one(art, record, hashes, template_hash, done)
         done[art.path] = status
         kept[art.path] = (key, status)
-    if memo is not None:
-        memo.verdicts = kept
+    memo.verdicts = kept
     return done
 
 
