@@ -146,14 +146,16 @@ class ProjectSpec:
 
     def used(self) -> set[tuple[str, str]]:
         """(type, name) of every asset some scene references."""
-        out: set[tuple[str, str]] = set()
-        for s in self.scenes:
-            out.add(("styles", self.scene_style(s)))
-            out.update(("characters", c) for c in s.characters)
-            out.update(("objects", o) for o in s.objects)
-            out.update(("poses", f.pose) for f in (s.start, s.end) if f.pose)
-            if s.background:
-                out.add(("backgrounds", s.background))
+        return {ref for s in self.scenes for ref in self.scene_assets(s)}
+
+    def scene_assets(self, s: SceneSpec) -> set[tuple[str, str]]:
+        """(type, name) of every asset one scene references."""
+        out = {("styles", self.scene_style(s))}
+        out.update(("characters", c) for c in s.characters)
+        out.update(("objects", o) for o in s.objects)
+        out.update(("poses", f.pose) for f in (s.start, s.end) if f.pose)
+        if s.background:
+            out.add(("backgrounds", s.background))
         return out
 
 

@@ -342,7 +342,7 @@ class Picks:
 
     def uses(self, type_: str, name: str) -> int:
         """How many scenes use an asset."""
-        return sum(1 for s in self.spec.scenes if (type_, name) in _scene_assets(self.spec, s))
+        return sum(1 for s in self.spec.scenes if (type_, name) in self.spec.scene_assets(s))
 
     def asset(self, type_: str, *, image: bool | None = None, used: bool = True) -> str | None:
         """The most used (or an unused) asset of a type, optionally with/without an image."""
@@ -364,16 +364,6 @@ class Picks:
     def scene(self, scenes: list[SceneSpec], test: Callable[[SceneSpec], bool]) -> SceneSpec | None:
         """The first scene that passes a test."""
         return next((s for s in scenes if test(s)), None)
-
-
-def _scene_assets(spec: ProjectSpec, s: SceneSpec) -> set[tuple[str, str]]:
-    out = {("styles", spec.scene_style(s))}
-    out.update(("characters", c) for c in s.characters)
-    out.update(("objects", o) for o in s.objects)
-    out.update(("poses", f.pose) for f in (s.start, s.end) if f.pose)
-    if s.background:
-        out.add(("backgrounds", s.background))
-    return out
 
 
 def _video(spec: ProjectSpec, s: SceneSpec) -> str:

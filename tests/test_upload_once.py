@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import threading
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -18,21 +16,13 @@ from PIL import Image
 from keyframed.daemon.comfy.client import ComfyClient
 from keyframed.daemon.comfy.retry import RetryPolicy
 from tests.fakecomfy.server import FakeComfy
+from tests.test_watcher_editors import wait_until
 
 UPLOAD = "POST /upload/image"
 
 
 def uploads_seen(fake: FakeComfy) -> int:
     return sum(1 for method, path in fake.records.requests if f"{method} {path}" == UPLOAD)
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        threading.Event().wait(0.01)
-    return True
 
 
 def test_the_same_image_needed_twice_at_once_is_sent_once(
