@@ -15,8 +15,8 @@ from typing import Any
 
 from PIL import Image
 
-from keyframed.daemon.config import load_settings
 from keyframed.handlers.recipe import Artifact
+from keyframed.inputs.config import load_settings
 from keyframed.settings import Settings
 
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -161,8 +161,8 @@ def kill_once(root: Path, log: Path, env: dict[str, str], listener: NotifyListen
 
 def final_state(root: Path) -> dict[str, Any]:
     """What is not fresh after the final run."""
-    from keyframed.daemon.config import load_settings
     from keyframed.daemon.snapshot import take_snapshot
+    from keyframed.inputs.config import load_settings
 
     store = Store.for_project(root)
     try:

@@ -148,10 +148,10 @@ def expected_jobs(after: Mapping[str, Node], decided: Mapping[str, Verdict]) -> 
 def recipe_nodes(root: Path, owned: frozenset[str], takes: Mapping[str, int],
                  notes: Mapping[str, str]) -> dict[str, Node]:
     """Nodes from the recipes keyframed derives for ``root`` (parser + recipe builders only)."""
-    from keyframed.daemon.config import load_settings
-    from keyframed.daemon.loader import load_project
     from keyframed.handlers.context import PlanContext
     from keyframed.handlers.graph import desired_artifacts
+    from keyframed.inputs.config import load_settings
+    from keyframed.inputs.loader import load_project
 
     settings = load_settings(root, env={})
     loaded = load_project(root, settings.run.max_image_pixels)

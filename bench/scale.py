@@ -109,14 +109,14 @@ def quiet_logs() -> None:
 
 def bulk_build(root: Path) -> int:
     """Write every artifact with stand-in bytes and record it as built; return the count."""
-    from keyframed.daemon import templates
-    from keyframed.daemon.fsio import sha256_file
-    from keyframed.daemon.loader import load_project
     from keyframed.daemon.store import Store
+    from keyframed.fsio import sha256_file
     from keyframed.handlers.context import PlanContext
     from keyframed.handlers.fingerprint import components, fingerprint
     from keyframed.handlers.graph import desired_artifacts
-    from keyframed.handlers.staleness import Record
+    from keyframed.handlers.verdict import Record
+    from keyframed.inputs.loader import load_project
+    from keyframed.workflows import templates
 
     settings = settings_for(root)
     project = load_project(root, settings.run.max_image_pixels).project

@@ -52,8 +52,8 @@ import jsonschema  # type: ignore[import-untyped]
 from PIL import Image, ImageDraw
 
 from bench.fake_farm import CLI, cpu_seconds, daemon_env, wait_for
-from keyframed.daemon.config import load_settings
 from keyframed.daemon.loop import Reconciler
+from keyframed.inputs.config import load_settings
 from tests.fakecomfy.server import FakeComfy
 from tests.planning import copy_sample
 

@@ -83,9 +83,9 @@ Graph = dict[str, tuple[bool, list[str]]]  # path -> (made by a job, not a local
 
 def project_graph(root: Path) -> Graph:
     """Every artifact of the project with whether a server makes it, and its inputs."""
-    from keyframed.daemon.config import load_settings
     from keyframed.daemon.snapshot import take_snapshot
     from keyframed.daemon.store import Store
+    from keyframed.inputs.config import load_settings
 
     store = Store.for_project(root)
     try:

@@ -62,8 +62,9 @@ def _wrap(owner: Any, name: str, before: str | None, after: str | None = None,
 
 def install() -> None:
     """Wrap the daemon's stages."""
-    from keyframed.daemon import loop, sheets, status, watcher
-    from keyframed.daemon.comfy import client
+    from keyframed.backends.comfy import client
+    from keyframed.daemon import loop, status, watcher
+    from keyframed.render import sheets
 
     def event_path(self: Any, event: Any) -> dict[str, Any]:
         return {"path": os.fsdecode(event.src_path)[-40:], "type": event.event_type}
@@ -205,7 +206,7 @@ def main() -> int:
     if "KEYFRAMED_BENCH_TRACE" not in os.environ:
         sys.exit("bench.trace_watch: set KEYFRAMED_BENCH_TRACE to a file path")
     install()
-    from keyframed.daemon.cli import main as cli_main
+    from keyframed.cli.main import main as cli_main
 
     return cli_main()
 

@@ -1,5 +1,5 @@
 """Allow ``python -m keyframed``."""
 
-from keyframed.daemon.cli import main
+from keyframed.cli.main import main
 
 raise SystemExit(main())

@@ -16,7 +16,7 @@
             └── ComfyExecutionError the prompt ran and failed; has .node_id, .node_type
 
 The split between transient and permanent ComfyUI errors is made in exactly one place,
-:func:`keyframed.daemon.comfy.errors.mapped`, and only transient errors are retried.
+:func:`keyframed.backends.comfy.errors.mapped`, and only transient errors are retried.
 """
 
 from __future__ import annotations

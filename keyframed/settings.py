@@ -1,7 +1,7 @@
 """The validated, frozen configuration model.
 
 Defaults here are the documented defaults of ``config.toml`` (a test keeps the two equal).
-Loading (files, environment, flags) is in :mod:`keyframed.daemon.config`; this module is pure so
+Loading (files, environment, flags) is in :mod:`keyframed.inputs.config`; this module is pure so
 that handlers can take a ``Settings`` without doing I/O.
 """
 

@@ -10,10 +10,10 @@ from pathlib import Path
 
 from PIL import Image
 
-from keyframed.daemon.config import load_settings
 from keyframed.daemon.outputs import commit_output
 from keyframed.daemon.snapshot import Snapshot, take_snapshot
 from keyframed.daemon.store import Store
+from keyframed.inputs.config import load_settings
 from keyframed.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent

@@ -21,8 +21,8 @@ SCENARIOS = [
 
 
 def test_generated_project_is_deterministic_and_loads(tmp_path: Path) -> None:
-    from keyframed.daemon.config import load_settings
-    from keyframed.daemon.loader import load_project
+    from keyframed.inputs.config import load_settings
+    from keyframed.inputs.loader import load_project
 
     spec = gen.generate_project(tmp_path / "a", 12, seed=3)
     gen.generate_project(tmp_path / "b", 12, seed=3)

@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 from structlog.testing import capture_logs
 
-from keyframed.daemon.comfy import (
+from keyframed.backends.comfy import (
     ComfyClient,
     Done,
     Failed,

@@ -1,4 +1,4 @@
-"""The transient/permanent split made by ``keyframed.daemon.comfy.errors.mapped``."""
+"""The transient/permanent split made by ``keyframed.backends.comfy.errors.mapped``."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from keyframed.daemon.comfy.errors import ProtocolMismatch, mapped, summarise_node_errors
+from keyframed.backends.comfy.errors import ProtocolMismatch, mapped, summarise_node_errors
 from keyframed.errors import (
     ComfyError,
     ComfyExecutionError,

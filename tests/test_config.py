@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from keyframed.daemon.config import load_settings
 from keyframed.errors import ConfigError
+from keyframed.inputs.config import load_settings
 from keyframed.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent

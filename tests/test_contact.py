@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from keyframed.daemon import contact
-from keyframed.daemon.contact import Tile, TileBox
+from keyframed.render import contact
+from keyframed.render.contact import Tile, TileBox
 
 
 def _png(path: Path, colour: tuple[int, int, int], size: tuple[int, int] = (320, 180)) -> Path:

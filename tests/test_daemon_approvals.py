@@ -10,9 +10,9 @@ from typing import Any
 import jsonschema
 import pytest
 
-from keyframed.daemon.config import load_settings
 from keyframed.daemon.loop import Reconciler
 from keyframed.daemon.store import JobStore, Store
+from keyframed.inputs.config import load_settings
 from tests.planning import copy_sample
 
 SCHEMA = json.loads(

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from keyframed.daemon.cli import main
-from keyframed.daemon.doctor import MODEL_KEYS, configured_files, model_setting_keys
+from keyframed.backends.doctor import MODEL_KEYS, configured_files, model_setting_keys
+from keyframed.cli.main import main
 from keyframed.settings import Settings
 from tests.fakecomfy import DEFAULT_MODELS, FakeComfy
 from tests.fakecomfy.catalog import load_object_info

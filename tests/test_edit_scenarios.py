@@ -245,7 +245,7 @@ def _drop_scene2(text: str) -> str:
 
 
 def _override_template(root: Path, name: str) -> None:
-    from keyframed.daemon.templates import template_path
+    from keyframed.workflows.templates import template_path
 
     source = template_path(name, None)
     data = json.loads(source.read_text(encoding="utf-8"))

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from keyframed.daemon import contact
-from keyframed.daemon.config import load_settings
 from keyframed.daemon.loop import Reconciler
-from keyframed.daemon.sheets import scene_tiles
 from keyframed.daemon.status import artifact_state
+from keyframed.inputs.config import load_settings
+from keyframed.render import contact
+from keyframed.render.sheets import scene_tiles
 from tests.planning import copy_sample
 
 

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from keyframed.daemon.cli import main
-from keyframed.daemon.comfy.client import UPLOAD_SUBFOLDER, upload_name
+from keyframed.backends.comfy.client import UPLOAD_SUBFOLDER, upload_name
+from keyframed.cli.main import main
 from keyframed.handlers.context import PlanContext
 from keyframed.handlers.project import Asset, AssetLibrary, Project
 from keyframed.handlers.single import StepError, StepRequest, pick_mode, single_step

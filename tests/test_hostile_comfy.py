@@ -21,12 +21,12 @@ import jsonschema
 import pytest
 from PIL import Image
 
-from keyframed.daemon.comfy import ComfyClient, RetryPolicy, prompt_id_for, run_job
-from keyframed.daemon.comfy.deadline import DeadlineTransport
-from keyframed.daemon.config import load_settings
+from keyframed.backends.comfy import ComfyClient, RetryPolicy, prompt_id_for, run_job
+from keyframed.backends.comfy.deadline import DeadlineTransport
 from keyframed.daemon.loop import Reconciler
 from keyframed.daemon.store import Job
 from keyframed.errors import ComfyPermanentError, ComfyTransientError
+from keyframed.inputs.config import load_settings
 from tests.comfy_project import comfy_project, submission_counts
 from tests.fakecomfy.fixtures import FakeComfyFactory
 from tests.fakecomfy.server import FakeComfy

@@ -37,13 +37,13 @@ import jsonschema
 import pytest
 from PIL import Image
 
-from keyframed.daemon import loader
-from keyframed.daemon.backends import PreviewBackend
-from keyframed.daemon.config import load_settings
+from keyframed.backends.preview import PreviewBackend
 from keyframed.daemon.loop import Reconciler
-from keyframed.daemon.sheets import is_ours as sheet_is_ours
 from keyframed.daemon.status import artifact_state
 from keyframed.handlers.project import StyleFile
+from keyframed.inputs import loader
+from keyframed.inputs.config import load_settings
+from keyframed.render.sheets import is_ours as sheet_is_ours
 from keyframed.settings import BackendSettings, Settings
 from tests.planning import copy_sample
 from tests.test_daemon_approvals import SCHEMA

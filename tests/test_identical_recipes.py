@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from keyframed.daemon.config import load_settings
 from keyframed.daemon.loop import Reconciler
+from keyframed.inputs.config import load_settings
 from tests.comfy_project import comfy_project, submission_counts, submitted_artifacts
 from tests.fakecomfy.fixtures import FakeComfyFactory
 

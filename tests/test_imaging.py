@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from PIL import Image, PngImagePlugin
 
-from keyframed.daemon import imaging
 from keyframed.errors import OutputError
+from keyframed.render import imaging
 
 TEXT = "a weathered ronin in a faded indigo kimono with a straw hat and a katana at the hip"
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from keyframed.daemon.cli import main
+from keyframed.cli.main import main
 
 
 @pytest.fixture()

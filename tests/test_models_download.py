@@ -14,11 +14,15 @@ from types import SimpleNamespace
 
 import pytest
 
-from keyframed.daemon import cli, cmd_models, models_download, models_hub, models_manifest
-from keyframed.daemon.models_download import STAGING_DIR, FileState, check, download
-from keyframed.daemon.models_hub import RemoteFile
-from keyframed.daemon.models_manifest import MANIFEST, SET_NAMES, ModelFile, human_size
+from keyframed.cli import main as cli
+from keyframed.cli import models as cmd_models
 from keyframed.errors import ConfigError, DownloadError
+from keyframed.models import download as models_download
+from keyframed.models import hub as models_hub
+from keyframed.models import manifest as models_manifest
+from keyframed.models.download import STAGING_DIR, FileState, check, download
+from keyframed.models.hub import RemoteFile
+from keyframed.models.manifest import MANIFEST, SET_NAMES, ModelFile, human_size
 from keyframed.settings import Settings
 from tests.fakehub.fixtures import FAKE_TOKEN, small_bytes
 from tests.fakehub.server import FakeHub
@@ -391,7 +395,7 @@ def main(argv: list[str]) -> int:
 
 
 def test_models_subcommand_is_registered() -> None:
-    assert "keyframed.daemon.cmd_models" in cli.COMMANDS
+    assert "keyframed.cli.models" in cli.COMMANDS
 
 
 def test_cli_exit_codes(

@@ -11,12 +11,12 @@ import pytest
 from PIL import Image
 
 from keyframed.handlers.facts import FileFact
-from keyframed.handlers.jsonpos import parse_json
-from keyframed.handlers.parse_assets import parse_assets
-from keyframed.handlers.parse_scenes import parse_scenes
-from keyframed.handlers.parse_style import parse_style
+from keyframed.handlers.parse.assets import parse_assets
+from keyframed.handlers.parse.jsonpos import parse_json
+from keyframed.handlers.parse.scenes import parse_scenes
+from keyframed.handlers.parse.style import parse_style
+from keyframed.handlers.parse.validate import validate
 from keyframed.handlers.project import Project, Scene
-from keyframed.handlers.validate import validate
 
 SAMPLE = Path(__file__).resolve().parents[1] / "examples" / "samurai"
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from keyframed.daemon.cli import main
+from keyframed.cli.main import main
 from tests.planning import copy_sample
 
 LIGHTNING = ("lightning", 1.0)

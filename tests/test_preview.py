@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageDraw, ImageStat
 
-from keyframed.daemon import preview
-from keyframed.daemon.imaging import load_image
+from keyframed.backends import preview_render as preview
 from keyframed.errors import OutputError
 from keyframed.handlers.recipe import Artifact, InputRef, Recipe, Step
+from keyframed.render.imaging import load_image
 
 W, H = 128, 72
 PALETTE = ("#2b2d42", "#8d99ae", "#edf2f4", "#ef233c", "#d90429")

@@ -7,7 +7,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from keyframed.daemon.backends import PreviewBackend
+from keyframed.backends.preview import PreviewBackend
 from keyframed.daemon.loop import Reconciler
 from keyframed.handlers.project import StyleFile
 from keyframed.settings import BackendSettings, Settings

@@ -82,7 +82,7 @@ def _same_size_edit(root: Path) -> list[Path]:
 
 
 def _template_override(root: Path) -> list[Path]:
-    from keyframed.daemon.templates import PACKAGED_DIR
+    from keyframed.workflows.templates import PACKAGED_DIR
 
     (root / "workflows").mkdir(exist_ok=True)
     shutil.copy(PACKAGED_DIR / "qwen_t2i.json", root / "workflows" / "qwen_t2i.json")

@@ -22,13 +22,14 @@ from pathlib import Path
 
 import pytest
 
-from keyframed.daemon.backends import ComfyBackend, make_backends
-from keyframed.daemon.comfy.client import ComfyClient
-from keyframed.daemon.comfy.retry import RetryPolicy
-from keyframed.daemon.config import load_settings
+from keyframed.backends.comfy.client import ComfyClient
+from keyframed.backends.comfy.retry import RetryPolicy
+from keyframed.backends.native import ComfyBackend
+from keyframed.backends.registry import make_backends
 from keyframed.daemon.store import Store
 from keyframed.errors import ComfyError
 from keyframed.handlers.project import StyleFile
+from keyframed.inputs.config import load_settings
 from keyframed.settings import BackendSettings
 from tests.fakecomfy.fixtures import FakeComfyFactory
 from tests.fakecomfy.server import FakeComfy

@@ -13,12 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from keyframed.daemon import cli, cmd_service, service, service_render
-from keyframed.daemon.service import Host, RunResult
+from keyframed.cli import main as cli
+from keyframed.cli import service as cmd_service
 from keyframed.errors import KeyframedError
+from keyframed.service import install as service
+from keyframed.service import render as service_render
+from keyframed.service.install import Host, RunResult
 
 REPO = Path(__file__).resolve().parent.parent
-PACKAGE_FILES = REPO / "keyframed" / "daemon" / "service_files"
+PACKAGE_FILES = REPO / "keyframed" / "service" / "files"
 FAKE_EXE = "/opt/keyframed/bin/keyframed"
 
 
@@ -523,7 +526,7 @@ def test_executable_systemd_refuses_is_a_clear_error(
 
 
 def test_service_command_is_registered() -> None:
-    assert "keyframed.daemon.cmd_service" in cli.COMMANDS
+    assert "keyframed.cli.service" in cli.COMMANDS
 
 
 def test_keyframed_command_is_absolute_and_runnable() -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from PIL import Image, ImageOps
 
-from keyframed.daemon.backends import project_id
+from keyframed.backends.registry import project_id
 from keyframed.daemon.store import JobStore, Store
 from tests.comfy_project import PREFIX, comfy_project
 from tests.fakecomfy.fixtures import FakeComfyFactory

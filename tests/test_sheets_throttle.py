@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from keyframed.daemon import sheets
-from keyframed.daemon.sheets import SheetWriter
 from keyframed.daemon.snapshot import Snapshot
 from keyframed.daemon.store import Store
+from keyframed.render import sheets
+from keyframed.render.sheets import SheetWriter
 from tests.planning import build_all, copy_sample
 
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import httpx
 from PIL import Image
 
-from keyframed.daemon.comfy.client import ComfyClient
-from keyframed.daemon.comfy.retry import RetryPolicy
+from keyframed.backends.comfy.client import ComfyClient
+from keyframed.backends.comfy.retry import RetryPolicy
 from tests.fakecomfy.server import FakeComfy
 from tests.test_watcher_editors import wait_until
 

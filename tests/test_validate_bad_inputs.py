@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from keyframed.daemon.cli import main
+from keyframed.cli.main import main
 from tests import planning
 
 SAMPLE = Path(__file__).resolve().parents[1] / "examples" / "samurai"

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from keyframed.daemon import fsio, watch_filter
+from keyframed import fsio
+from keyframed.daemon import watch_filter
 from keyframed.daemon.watcher import Watcher
 
 QUIET_MS = 50

@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from keyframed.daemon.templates import PACKAGED_DIR, load_template, template_hash
 from keyframed.errors import TemplateError
-from keyframed.handlers.bind import bind, placeholders
 from keyframed.handlers.recipe import InputRef, LoraSpec, ParamValue, Recipe
-from keyframed.handlers.schema_check import (
+from keyframed.settings import Settings
+from keyframed.workflows.bind import bind, placeholders
+from keyframed.workflows.schema_check import (
     check_prompt,
     check_template,
     model_folder,
@@ -23,7 +23,7 @@ from keyframed.handlers.schema_check import (
     required_models,
     types_match,
 )
-from keyframed.settings import Settings
+from keyframed.workflows.templates import PACKAGED_DIR, load_template, template_hash
 
 SETTINGS = Settings()
 QWEN_EDIT = ("qwen_background.json", "qwen_anypose.json", "qwen_instyle.json",

@@ -5,7 +5,7 @@ entry whose mtime is too recent is not cached: a second write within the filesys
 timestamp granularity could keep size and mtime and change the bytes.
 
 A path that leads outside the project through a symlink is never read: it hashes as missing
-(:mod:`keyframed.daemon.contain`).
+(:mod:`keyframed.inputs.contain`).
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from keyframed.daemon.contain import Containment
-from keyframed.daemon.fsio import sha256_file
 from keyframed.daemon.store import Store
+from keyframed.fsio import sha256_file
+from keyframed.inputs.contain import Containment
 
 RACY_SECONDS = 2.0
 

@@ -28,8 +28,8 @@ from pathlib import Path
 
 import structlog
 
-from keyframed.daemon.backends import Backend, make_backends
-from keyframed.daemon.contain import Containment
+from keyframed.backends.base import Backend
+from keyframed.backends.registry import make_backends
 from keyframed.daemon.hashing import HashCache
 from keyframed.daemon.lock import ProjectLock
 from keyframed.daemon.outputs import (
@@ -41,8 +41,6 @@ from keyframed.daemon.outputs import (
     sweep_temp,
 )
 from keyframed.daemon.quiet import Signature, Watched, signature, watched
-from keyframed.daemon.redact import redact
-from keyframed.daemon.sheets import SheetWriter
 from keyframed.daemon.snapshot import Snapshot, take_snapshot
 from keyframed.daemon.status import StatusWriter, artifact_state
 from keyframed.daemon.store import Job, JobStore, Store
@@ -57,8 +55,11 @@ from keyframed.errors import (
 )
 from keyframed.handlers.graph import closure
 from keyframed.handlers.memo import PlanMemo
-from keyframed.handlers.plan import PlanItem
 from keyframed.handlers.schedule import Slot, Want, assign, stack_key
+from keyframed.handlers.verdict import PlanItem
+from keyframed.inputs.contain import Containment
+from keyframed.redact import redact
+from keyframed.render.sheets import SheetWriter
 from keyframed.settings import Settings
 
 log = structlog.get_logger(__name__)

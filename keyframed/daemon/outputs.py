@@ -17,11 +17,10 @@ import shutil
 import stat
 from pathlib import Path
 
-from keyframed.daemon.fsio import TEMP_PREFIX, UnsafePathError, sha256_file, write_inside
 from keyframed.daemon.store import Store
 from keyframed.errors import OutputError
-from keyframed.handlers.plan import PlanItem
-from keyframed.handlers.staleness import Record
+from keyframed.fsio import TEMP_PREFIX, UnsafePathError, sha256_file, write_inside
+from keyframed.handlers.verdict import PlanItem, Record
 
 
 def record_for(item: PlanItem, output_hash: str) -> Record:

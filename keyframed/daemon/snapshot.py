@@ -14,28 +14,29 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from keyframed.daemon import templates
-from keyframed.daemon.contain import Containment
-from keyframed.daemon.fsio import sha256_file
-from keyframed.daemon.guards import (
+from keyframed.daemon.hashing import HashCache
+from keyframed.daemon.store import Store
+from keyframed.errors import Diagnostic, TemplateError
+from keyframed.fsio import sha256_file
+from keyframed.handlers.approvals import ASSETS_MARKER, Approvals, keyframes_marker
+from keyframed.handlers.context import PlanContext
+from keyframed.handlers.graph import desired_artifacts
+from keyframed.handlers.memo import PlanMemo
+from keyframed.handlers.plan import make_plan
+from keyframed.handlers.project import Project
+from keyframed.handlers.recipe import Artifact
+from keyframed.handlers.steps.composite import keyframe_path
+from keyframed.handlers.verdict import PlanItem
+from keyframed.inputs.contain import Containment
+from keyframed.inputs.guards import (
     RETRY_SUFFIX,
     output_folder_problems,
     scan_markers,
 )
-from keyframed.daemon.hashing import HashCache
-from keyframed.daemon.loader import load_project
-from keyframed.daemon.store import Store
-from keyframed.daemon.templates import TemplateFileError
-from keyframed.errors import Diagnostic, TemplateError
-from keyframed.handlers.approvals import ASSETS_MARKER, Approvals, keyframes_marker
-from keyframed.handlers.composite import keyframe_path
-from keyframed.handlers.context import PlanContext
-from keyframed.handlers.graph import desired_artifacts
-from keyframed.handlers.memo import PlanMemo
-from keyframed.handlers.plan import PlanItem, make_plan
-from keyframed.handlers.project import Project
-from keyframed.handlers.recipe import Artifact
+from keyframed.inputs.loader import load_project
 from keyframed.settings import Settings
+from keyframed.workflows import templates
+from keyframed.workflows.templates import TemplateFileError
 
 __all__ = ["RETRY_SUFFIX", "Snapshot", "approvals_for", "consume_retries", "marker_identity",
            "retry_markers", "take_snapshot"]

@@ -13,20 +13,37 @@ import json
 import os
 import time
 from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import structlog
 
 from keyframed import __version__
-from keyframed.daemon.fsio import write_inside
 from keyframed.daemon.snapshot import Snapshot
 from keyframed.daemon.store import Job
 from keyframed.errors import Diagnostic
-from keyframed.handlers.plan import PlanItem
+from keyframed.fsio import write_inside
+from keyframed.handlers.verdict import PlanItem
 
-if TYPE_CHECKING:
-    from keyframed.daemon.loop import Reconciler
+
+class _Jobs(Protocol):
+    def latest(self) -> dict[str, Job]: ...
+
+
+class _Health(Protocol):
+    def health(self) -> dict[str, Any]: ...
+
+
+class StatusSource(Protocol):
+    """What the status files are drawn from besides the snapshot: the reconcile loop's jobs
+    and backends. A protocol, so that this module does not import the loop that owns it."""
+
+    @property
+    def jobs(self) -> _Jobs: ...
+
+    @property
+    def backends(self) -> Mapping[str, _Health]: ...
 
 log = structlog.get_logger(__name__)
 FORMAT = 1
@@ -70,7 +87,7 @@ def artifact_entry(item: PlanItem, job: Job | None) -> dict[str, Any]:
 class StatusWriter:
     """Writes the status files of one project."""
 
-    def __init__(self, root: Path, owner: Reconciler | None = None) -> None:
+    def __init__(self, root: Path, owner: StatusSource | None = None) -> None:
         self.root = root
         self.owner = owner
         self._last: dict[str, str] = {}

@@ -22,7 +22,7 @@ from typing import Any
 
 from keyframed.errors import StoreError
 from keyframed.handlers.fingerprint import Components
-from keyframed.handlers.staleness import Record
+from keyframed.handlers.verdict import Record
 
 STATE_DIR = ".keyframed"
 DB_NAME = "state.db"

@@ -18,7 +18,7 @@ import re
 # (a `git status` rewrites .git/index).
 IGNORED_DIRS = frozenset({".keyframed", ".git", ".hg", ".svn", ".idea", ".vscode"})
 
-# Prefix of keyframed's own temp files (keyframed.daemon.fsio.TEMP_PREFIX; repeated here so
+# Prefix of keyframed's own temp files (keyframed.fsio.TEMP_PREFIX; repeated here so
 # this module stays import-free and cannot drift silently: tests compare the two).
 KF_TEMP_PREFIX = ".kf-tmp-"
 

@@ -12,7 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from keyframed.handlers.recipe import Artifact
-from keyframed.handlers.staleness import Reason
+from keyframed.handlers.verdict import Reason
 
 ASSETS_MARKER = "assets.approved"
 

@@ -5,16 +5,16 @@ from __future__ import annotations
 from collections.abc import Iterable
 from functools import partial
 
-from keyframed.handlers.asset import asset_artifacts
-from keyframed.handlers.background import background_layer, chain_sources
-from keyframed.handlers.character import character_layers
-from keyframed.handlers.composite import composite
 from keyframed.handlers.context import PlanContext
-from keyframed.handlers.landscape import landscape_artifacts, object_artifacts
 from keyframed.handlers.memo import PlanMemo
 from keyframed.handlers.project import KeyframeName, Project, Scene
 from keyframed.handlers.recipe import Artifact
-from keyframed.handlers.video import video_artifact
+from keyframed.handlers.steps.asset import asset_artifacts
+from keyframed.handlers.steps.background import background_layer, chain_sources
+from keyframed.handlers.steps.character import character_layers
+from keyframed.handlers.steps.composite import composite
+from keyframed.handlers.steps.landscape import landscape_artifacts, object_artifacts
+from keyframed.handlers.steps.video import video_artifact
 
 KEYFRAMES: tuple[KeyframeName, ...] = ("start", "end")
 

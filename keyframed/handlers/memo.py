@@ -21,15 +21,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from keyframed.handlers.context import PlanContext
 from keyframed.handlers.project import Project, Scene
 from keyframed.handlers.recipe import Artifact
-
-if TYPE_CHECKING:
-    from keyframed.handlers.plan import PlanItem
-    from keyframed.handlers.staleness import Status
+from keyframed.handlers.verdict import PlanItem, Status
 
 VerdictKey = tuple[object, ...]
 

@@ -7,32 +7,12 @@ States: ``fresh``, ``stale`` (ready to build), ``blocked`` (an input is stale or
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Literal
-
-from pydantic import BaseModel, ConfigDict
 
 from keyframed.handlers.approvals import Approvals, gate_reasons
 from keyframed.handlers.memo import PlanMemo
 from keyframed.handlers.recipe import Artifact
-from keyframed.handlers.staleness import Reason, Record, Status, evaluate
-
-PlanState = Literal["fresh", "stale", "blocked", "awaiting_approval", "user_override"]
-
-
-class PlanItem(BaseModel):
-    """One artifact's verdict, with the artifact itself."""
-
-    model_config = ConfigDict(frozen=True)
-
-    artifact: Artifact
-    state: PlanState
-    reasons: tuple[Reason, ...]
-    status: Status
-
-    @property
-    def path(self) -> str:
-        """The artifact's project-relative path."""
-        return self.artifact.path
+from keyframed.handlers.staleness import evaluate
+from keyframed.handlers.verdict import PlanItem, PlanState, Reason, Record, Status
 
 
 def _state(status: Status, gates: list[Reason]) -> PlanState:

@@ -1,7 +1,7 @@
 """One step, one image: the recipes of ``keyframed generate`` (the plan's ``qwen_image.py``).
 
 Each mode builds its recipe with the same pieces the planner's handlers use (prompt templates
-from the settings, :func:`~keyframed.handlers.common.lora_stack`, ``edit_models``,
+from the settings, :func:`~keyframed.handlers.steps.common.lora_stack`, ``edit_models``,
 ``image_params``), so a single step sends ComfyUI exactly what the daemon would send for the
 same images. Every input is an asset image the user already has: nothing here generates
 assets (the command checks that the files exist before it runs anything).
@@ -33,8 +33,13 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
-from keyframed.handlers.asset import asset_artifact
-from keyframed.handlers.common import (
+from keyframed.handlers.context import PlanContext
+from keyframed.handlers.modes import MODES, Mode
+from keyframed.handlers.parse.assets import did_you_mean
+from keyframed.handlers.project import Asset, AssetType, Project
+from keyframed.handlers.recipe import Artifact, ArtifactKind, InputRef, Recipe, Step
+from keyframed.handlers.steps.asset import asset_artifact
+from keyframed.handlers.steps.common import (
     edit_models,
     fill,
     image_params,
@@ -42,11 +47,6 @@ from keyframed.handlers.common import (
     negative,
     scene_style,
 )
-from keyframed.handlers.context import PlanContext
-from keyframed.handlers.modes import MODES, Mode
-from keyframed.handlers.parse_assets import did_you_mean
-from keyframed.handlers.project import Asset, AssetType, Project
-from keyframed.handlers.recipe import Artifact, ArtifactKind, InputRef, Recipe, Step
 
 # The asset names each mode may be given (anything else is a mistake worth saying so).
 USES: dict[str, frozenset[str]] = {

@@ -12,56 +12,11 @@ an upstream rebuilt to the very same bytes leaves its users fresh.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Literal
-
-from pydantic import BaseModel, ConfigDict
 
 from keyframed.handlers.fingerprint import Components, components, fingerprint, recipe_fields
 from keyframed.handlers.memo import PlanMemo, VerdictKey
 from keyframed.handlers.recipe import Artifact
-
-State = Literal["fresh", "stale", "user_override"]
-
-
-class Reason(BaseModel):
-    """One reason an artifact is stale or waiting."""
-
-    model_config = ConfigDict(frozen=True)
-
-    code: str
-    detail: str = ""
-
-    def __str__(self) -> str:
-        return f"{self.code}: {self.detail}" if self.detail else self.code
-
-
-class Record(BaseModel):
-    """What the store remembers of an artifact's last successful build."""
-
-    model_config = ConfigDict(frozen=True)
-
-    path: str
-    fingerprint: str
-    output_hash: str
-    components: Components
-    take: int = 0
-
-
-class Status(BaseModel):
-    """The verdict on one artifact."""
-
-    model_config = ConfigDict(frozen=True)
-
-    path: str
-    state: State
-    reasons: tuple[Reason, ...] = ()
-    fingerprint: str | None = None
-    components: Components | None = None
-
-    @property
-    def usable(self) -> bool:
-        """True when dependents may use the file as it is."""
-        return self.state in ("fresh", "user_override")
+from keyframed.handlers.verdict import Reason, Record, State, Status
 
 
 def explain(old: Components, new: Components, template: str) -> list[Reason]:

@@ -12,7 +12,7 @@ from dataclasses import replace
 import pytest
 from huggingface_hub import constants
 
-from keyframed.daemon.models_manifest import MANIFEST, SET_NAMES, ModelFile
+from keyframed.models.manifest import MANIFEST, SET_NAMES, ModelFile
 from tests.fakehub.server import FakeHub
 
 FAKE_TOKEN = "hf_fakehub_test_token"

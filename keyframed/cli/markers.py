@@ -1,0 +1,73 @@
+"""``keyframed approve`` and ``keyframed retry``: write the same markers a person would drop."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from keyframed.fsio import UnsafePathError, write_inside
+from keyframed.handlers.approvals import ASSETS_MARKER, keyframes_marker
+
+RETRY_TARGETS = ("start", "end", "background", "video", "character-start", "character-end")
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``approve`` and ``retry``."""
+    a = sub.add_parser("approve", help="approve the assets, or one scene's keyframes")
+    a.add_argument("dir", type=Path, help="project folder")
+    a.add_argument("what", choices=("assets", "scene"), help="assets | scene N")
+    a.add_argument("scene", type=int, nargs="?", help="scene number (with 'scene')")
+    a.add_argument("--note", default="", help="text kept in the marker")
+    a.set_defaults(func=approve)
+    r = sub.add_parser("retry", help="make a new take of one artifact of a scene")
+    r.add_argument("dir", type=Path, help="project folder")
+    r.add_argument("what", choices=("scene",), help="scene")
+    r.add_argument("scene", type=int, help="scene number")
+    r.add_argument("target", choices=RETRY_TARGETS, help="which artifact")
+    r.add_argument("--note", default="", help="added to the prompt of the new take")
+    r.set_defaults(func=retry)
+
+
+def marker_for_retry(scene: int, target: str) -> str:
+    """``scene-XX/keyframe-start.retry`` and friends."""
+    name = f"keyframe-{target}" if target in ("start", "end") else target
+    return f"scene-{scene:02d}/{name}.retry"
+
+
+def _write(root: Path, rel: str, text: str) -> int:
+    if not root.is_dir():
+        print(f"keyframed: {root}: no such project folder", file=sys.stderr)
+        return 1
+    path = root / rel
+    if not path.parent.is_dir():
+        print(f"keyframed: {path.parent}: no such scene folder", file=sys.stderr)
+        return 1
+    try:
+        # Never through a symlink: a scene folder linked elsewhere must not make this write
+        # outside the project (the daemon would not read the marker there either).
+        write_inside(root, rel, text.encode())
+    except UnsafePathError as exc:
+        print(f"keyframed: {rel}: {exc}; replace the link with a real folder or file",
+              file=sys.stderr)
+        return 1
+    print(f"wrote {rel}")
+    return 0
+
+
+def approve(args: argparse.Namespace) -> int:
+    """Write ``assets.approved`` or ``scene-XX/keyframes.approved``."""
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
+    text = f"approved {stamp} by keyframed approve\n{args.note}".strip() + "\n"
+    if args.what == "assets":
+        return _write(args.dir, ASSETS_MARKER, text)
+    if args.scene is None:
+        print("keyframed: approve DIR scene N needs the scene number", file=sys.stderr)
+        return 2
+    return _write(args.dir, keyframes_marker(args.scene), text)
+
+
+def retry(args: argparse.Namespace) -> int:
+    """Write a retry marker; its note goes into the new take's prompt."""
+    return _write(args.dir, marker_for_retry(args.scene, args.target), args.note)

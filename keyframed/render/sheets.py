@@ -1,0 +1,219 @@
+"""Keep ``scene-XX/contact-sheet.png`` and ``storyboard.png`` in step with the project.
+
+A sheet is redrawn only when something on it changed (a tile's file, state or approval), so a
+quiet daemon draws nothing. Drawing happens in the reconcile loop, and redrawing the sheets
+after every finished job kept the loop, and so the servers, waiting (bench/throughput.py): so
+while jobs are queued or running, the changed scene sheets are redrawn together at most once
+per :data:`BUSY_MIN_S`, the storyboard (every scene: far slower) at most once per
+:data:`BOARD_MIN_S`, and neither sooner than :data:`BUSY_COST_FACTOR` times what its last
+drawing took. The settled state (nothing queued or running) is always drawn at once. Drawing is
+:mod:`keyframed.render.contact`'s job; this module only decides the tiles and when.
+
+Sheets follow the rule of every output: a file keyframed did not write is never overwritten (a
+director may well keep a hand-drawn ``storyboard.png``). keyframed's sheets carry a PNG text
+chunk right after the header (:data:`SIGNATURE`); a file at a sheet's path without it is the
+user's and is left alone. Sheets are written only inside the project (never through a symlink).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import stat
+import struct
+import time
+import zlib
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+
+import structlog
+
+from keyframed.daemon.snapshot import Snapshot
+from keyframed.errors import OutputError
+from keyframed.fsio import write_inside
+from keyframed.handlers.verdict import PlanItem
+from keyframed.render import contact
+
+log = structlog.get_logger(__name__)
+SCENE_SHEET = "contact-sheet.png"
+STORYBOARD = "storyboard.png"
+StateOf = Callable[[PlanItem], str]
+_TEXT = b"Software\x00keyframed contact sheet"
+SIGNATURE = (struct.pack(">I", len(_TEXT)) + b"tEXt" + _TEXT
+             + struct.pack(">I", zlib.crc32(b"tEXt" + _TEXT)))
+_AFTER_IHDR = 33  # PNG signature (8) + IHDR chunk (4 + 4 + 13 + 4)
+BUSY_MIN_S = 2.0
+BOARD_MIN_S = 30.0
+BUSY_COST_FACTOR = 10.0
+ACTIVE_STATES = frozenset({"queued", "running"})
+
+
+def _text_chunk(keyword: bytes, text: bytes) -> bytes:
+    body = keyword + b"\x00" + text
+    crc = struct.pack(">I", zlib.crc32(b"tEXt" + body))
+    return struct.pack(">I", len(body)) + b"tEXt" + body + crc
+
+
+_KEY_WORD = b"keyframed-key"
+_KEY_CHUNK_BYTES = len(_text_chunk(_KEY_WORD, b"0" * 64))
+
+
+def signed(png: bytes, key: str) -> bytes:
+    """The PNG with keyframed's signature chunk right after its header chunk, then a chunk
+    holding ``key`` (the sha256 of what the sheet shows: a restarted daemon reads it back
+    instead of drawing every sheet again)."""
+    return png[:_AFTER_IHDR] + SIGNATURE + _text_chunk(_KEY_WORD, key.encode()) + png[_AFTER_IHDR:]
+
+
+def drawn_key(path: Path) -> str | None:
+    """The key a sheet keyframed drew was drawn for, or None."""
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(_AFTER_IHDR + len(SIGNATURE) + _KEY_CHUNK_BYTES)
+    except OSError:
+        return None
+    chunk = head[_AFTER_IHDR + len(SIGNATURE):]
+    prefix = struct.pack(">I", len(_KEY_WORD) + 65) + b"tEXt" + _KEY_WORD + b"\x00"
+    if head[_AFTER_IHDR:_AFTER_IHDR + len(SIGNATURE)] != SIGNATURE or not chunk.startswith(prefix):
+        return None
+    return chunk[len(prefix):len(prefix) + 64].decode("ascii", "replace")
+
+
+def is_ours(path: Path) -> bool:
+    """True when ``path`` is absent or a regular file carrying keyframed's sheet signature."""
+    try:
+        if not stat.S_ISREG(os.lstat(path).st_mode):
+            return False
+        with path.open("rb") as handle:
+            head = handle.read(_AFTER_IHDR + len(SIGNATURE))
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    return head[_AFTER_IHDR:] == SIGNATURE
+
+
+def _caption(item: PlanItem) -> str:
+    name = item.path.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+    return f"{name} (take {item.artifact.recipe.take})" if item.artifact.recipe.take else name
+
+
+def _approved(snap: Snapshot, item: PlanItem) -> bool:
+    art = item.artifact
+    if art.kind != "keyframe" or art.scene is None:
+        return False
+    approved = snap.approvals.scenes.get(art.scene, {})
+    current = approved.get(item.path)
+    return current is not None and current == snap.hashes.get(item.path)
+
+
+def scene_tiles(snap: Snapshot, scene: int, state_of: StateOf,
+                items: list[PlanItem] | None = None) -> list[contact.Tile]:
+    """Layers → keyframes → video of one scene, in build order (``items``: the scene's, when
+    the caller has them grouped already)."""
+    order = {"layer": 0, "keyframe": 1, "video": 2}
+    if items is None:
+        items = [i for i in snap.items if i.artifact.scene == scene]
+    items = sorted(items, key=lambda i: order.get(i.artifact.kind, 3))
+    return [
+        # A path with no hash is missing, or leads outside the project: nothing to draw.
+        contact.Tile(path=snap.root / i.path if snap.hashes.get(i.path) else None,
+                     caption=_caption(i), state=state_of(i), approved=_approved(snap, i))
+        for i in items
+    ]
+
+
+def _digest(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+class SheetWriter:
+    """Draws the sheets of one project when they change."""
+
+    def __init__(self, root: Path, max_pixels: int,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.root = root
+        self.max_pixels = max_pixels
+        self._clock = clock
+        self._keys: dict[str, str] = {}
+        self._kept: set[str] = set()
+        # While busy: no scene sheets, or no storyboard, drawn before these times.
+        self._next_scenes = clock() + BUSY_MIN_S
+        self._next_board = clock() + BOARD_MIN_S
+
+    def _key(self, snap: Snapshot, tiles: list[contact.Tile], label: str) -> str:
+        parts = [(label, t.caption, t.state, t.approved,
+                  snap.hashes.get(t.path.relative_to(self.root).as_posix()) if t.path else None)
+                 for t in tiles]
+        return json.dumps(parts, sort_keys=True, default=str)
+
+    def write(self, snap: Snapshot, state_of: StateOf) -> list[str]:
+        """Redraw what changed; return the sheets written."""
+        if not snap.ok or snap.project is None:
+            return []
+        busy = any(state_of(i) in ACTIVE_STATES for i in snap.items)
+        started = self._clock()
+        if busy and started < self._next_scenes and started < self._next_board:
+            return []  # nothing is due: the tiles below cost about a pass's time
+        written: list[str] = []
+        scenes = sorted(snap.project.scenes, key=lambda s: s.number)
+        grouped: dict[int, list[PlanItem]] = {}
+        for item in snap.items:
+            if item.artifact.scene is not None:
+                grouped.setdefault(item.artifact.scene, []).append(item)
+        rows = [(f"Scene {scene.number}: {scene.title}",
+                 scene_tiles(snap, scene.number, state_of, grouped.get(scene.number, [])))
+                for scene in scenes]
+        # A sheet not drawn now keeps its old key, so it still counts as changed later.
+        if not busy or started >= self._next_scenes:
+            for scene, (label, tiles) in zip(scenes, rows, strict=True):
+                rel = f"{scene.folder}/{SCENE_SHEET}"
+                key = self._key(snap, tiles, label)
+                if self._changed(rel, key):
+                    self._draw(rel, partial(contact.scene_sheet, label, tiles,
+                                            max_pixels=self.max_pixels), written, key)
+            if written:
+                self._next_scenes = self._after(started, BUSY_MIN_S)
+        started = self._clock()
+        if not busy or started >= self._next_board:
+            key = json.dumps([self._key(snap, t, lb) for lb, t in rows])
+            if self._changed(STORYBOARD, key):
+                self._draw(STORYBOARD, partial(contact.storyboard, rows,
+                                               max_pixels=self.max_pixels), written, key)
+                self._next_board = self._after(started, BOARD_MIN_S)
+        return written
+
+    def _after(self, started: float, least: float) -> float:
+        """When drawing that began at ``started`` (and ended now) may next happen while busy."""
+        return started + max(least, BUSY_COST_FACTOR * (self._clock() - started))
+
+    def _changed(self, rel: str, key: str) -> bool:
+        digest = _digest(key)
+        known = self._keys.get(rel)
+        if known is None:
+            # Not drawn by this process: the key in the file says what it shows.
+            known = drawn_key(self.root / rel)
+        if known == digest and (self.root / rel).is_file():
+            self._keys[rel] = digest
+            return False
+        self._keys[rel] = digest
+        return True
+
+    def _draw(self, rel: str, render: Callable[[], bytes], written: list[str],
+              key: str) -> None:
+        if not is_ours(self.root / rel):
+            if rel not in self._kept:
+                log.warning("sheet_not_drawn", sheet=rel,
+                            error="a file keyframed did not write is there; keeping it")
+                self._kept.add(rel)
+            return
+        self._kept.discard(rel)
+        try:
+            write_inside(self.root, rel, signed(render(), _digest(key)))
+        except (OutputError, OSError) as exc:
+            self._keys.pop(rel, None)
+            log.warning("sheet_failed", sheet=rel, error=str(exc))
+            return
+        written.append(rel)
