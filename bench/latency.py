@@ -49,10 +49,10 @@ from bench.fake_farm import (
     write_config,
 )
 from tests.comfy_project import PREFIX
+from tests.daemon.test_daemon_live_edits import save_like_sed
+from tests.daemon.test_watcher_editors import SAVES
 from tests.fakecomfy.server import FakeComfy
 from tests.planning import copy_sample
-from tests.test_daemon_live_edits import save_like_sed
-from tests.test_watcher_editors import SAVES
 
 Save = Callable[[Path, bytes], None]
 # The sed of test_watcher_editors runs a fixed substitution; this benchmark needs the bytes.

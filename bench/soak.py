@@ -23,7 +23,7 @@ and checked:
   same fingerprints and the same output bytes.
 
 Results go to ``bench/results/soak.json`` (series included). :func:`run_soak` is what
-``tests/test_soak.py`` runs, for a minute.
+``tests/daemon/test_soak.py`` runs, for a minute.
 """
 
 from __future__ import annotations

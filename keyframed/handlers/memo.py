@@ -5,7 +5,7 @@ is the same as last time: after one scene's edit, or one finished job, the other
 recipes and verdicts are what they were. The daemon keeps one :class:`PlanMemo` across
 passes and hands it to :func:`~keyframed.handlers.graph.desired_artifacts` and
 :func:`~keyframed.handlers.plan.make_plan`; with or without it they return equal results
-(``tests/test_plan_memo.py`` checks that over a run of edits).
+(``tests/handlers/test_plan_memo.py`` checks that over a run of edits).
 
 Each entry is reused only when everything its computation reads is the same:
 

@@ -15,8 +15,8 @@ from PIL import Image
 
 from keyframed.backends.comfy.client import ComfyClient
 from keyframed.backends.comfy.retry import RetryPolicy
+from tests.daemon.test_watcher_editors import wait_until
 from tests.fakecomfy.server import FakeComfy
-from tests.test_watcher_editors import wait_until
 
 UPLOAD = "POST /upload/image"
 

@@ -175,7 +175,7 @@ def test_packaged_template_binds_and_passes_the_schema_check(
 def test_packaged_template_placeholders_are_the_documented_ones(name: str) -> None:
     template, _ = load_template(name, None)
     assert placeholders(template) == DOCUMENTED[name]
-    docs = (Path(__file__).resolve().parents[1] / "docs" / "workflows.md").read_text()
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "workflows.md").read_text()
     assert f"`{name}`" in docs
 
 

@@ -18,7 +18,7 @@ from keyframed.handlers.parse.style import parse_style
 from keyframed.handlers.parse.validate import validate
 from keyframed.handlers.project import Project, Scene
 
-SAMPLE = Path(__file__).resolve().parents[1] / "examples" / "samurai"
+SAMPLE = Path(__file__).resolve().parents[2] / "examples" / "samurai"
 
 
 def sample(name: str) -> str:

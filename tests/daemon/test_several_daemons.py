@@ -21,10 +21,10 @@ from PIL import Image, ImageOps
 from keyframed.backends.registry import project_id
 from keyframed.daemon.store import JobStore, Store
 from tests.comfy_project import PREFIX, comfy_project
+from tests.daemon.test_daemon_live_edits import idle
+from tests.daemon.test_daemon_process import start_watch, wait_for
 from tests.fakecomfy.fixtures import FakeComfyFactory
 from tests.fakecomfy.server import FakeComfy
-from tests.test_daemon_live_edits import idle
-from tests.test_daemon_process import start_watch, wait_for
 
 ALL = 19  # artifacts of the sample project
 SUBMITTED = ALL - 1  # a landscape's background layer is a local copy of its keyframe

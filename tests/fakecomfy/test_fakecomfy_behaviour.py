@@ -31,7 +31,7 @@ from tests.fakecomfy.testkit import (
     wait_history,
 )
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 # Until tests/conftest.py registers tests.fakecomfy.fixtures as a plugin.
 fake_comfy = fixtures.fake_comfy
 fake_comfy_factory = fixtures.fake_comfy_factory

@@ -31,10 +31,10 @@ from keyframed.errors import ComfyError
 from keyframed.handlers.project import StyleFile
 from keyframed.inputs.config import load_settings
 from keyframed.settings import BackendSettings
+from tests.daemon.test_daemon_process import wait_for
 from tests.fakecomfy.fixtures import FakeComfyFactory
 from tests.fakecomfy.server import FakeComfy
 from tests.planning import copy_sample
-from tests.test_daemon_process import wait_for
 
 CLI = [sys.executable, "-m", "keyframed"]
 TOKEN_ENV = "KEYFRAMED_COMFYUI_TOKEN"

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 
 from tests.comfy_project import comfy_project, submission_counts, submitted_artifacts
+from tests.daemon.test_daemon_process import start_watch, wait_for
+from tests.daemon.test_watcher_editors import SAVES
 from tests.fakecomfy.fixtures import FakeComfyFactory
-from tests.test_daemon_process import start_watch, wait_for
-from tests.test_edit_scenarios import SCENARIOS, Scenario
-from tests.test_watcher_editors import SAVES
+from tests.handlers.test_edit_scenarios import SCENARIOS, Scenario
 
 INPUTS = (
     "assets.json",

@@ -12,8 +12,8 @@ import sys
 import threading
 from pathlib import Path
 
+from tests.daemon.test_daemon_process import wait_for
 from tests.planning import copy_sample
-from tests.test_daemon_process import wait_for
 
 
 def _listen(path: Path) -> tuple[socket.socket, list[str]]:

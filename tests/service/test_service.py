@@ -20,7 +20,7 @@ from keyframed.service import install as service
 from keyframed.service import render as service_render
 from keyframed.service.install import Host, RunResult
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 PACKAGE_FILES = REPO / "keyframed" / "service" / "files"
 FAKE_EXE = "/opt/keyframed/bin/keyframed"
 

@@ -11,7 +11,7 @@ from keyframed.errors import ConfigError
 from keyframed.inputs.config import load_settings
 from keyframed.settings import Settings
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_config_toml_equals_the_built_in_defaults() -> None:

@@ -45,10 +45,10 @@ from keyframed.inputs import loader
 from keyframed.inputs.config import load_settings
 from keyframed.render.sheets import is_ours as sheet_is_ours
 from keyframed.settings import BackendSettings, Settings
+from tests.daemon.test_daemon_approvals import SCHEMA
+from tests.daemon.test_daemon_live_edits import idle
+from tests.daemon.test_daemon_process import wait_for
 from tests.planning import copy_sample
-from tests.test_daemon_approvals import SCHEMA
-from tests.test_daemon_live_edits import idle
-from tests.test_daemon_process import wait_for
 
 A, S, Y = "assets.json", "scene-breakdown.md", "style.json"
 SAMURAI = "assets/characters/samurai.png"

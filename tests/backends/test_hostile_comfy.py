@@ -33,7 +33,7 @@ from tests.fakecomfy.server import FakeComfy
 from tests.fakecomfy.testkit import image_graph, wait_history
 
 SCHEMA = json.loads(
-    (Path(__file__).resolve().parent.parent / "keyframed" / "schemas" / "status.schema.json")
+    (Path(__file__).resolve().parents[2] / "keyframed" / "schemas" / "status.schema.json")
     .read_text(encoding="utf-8")
 )
 # A text-to-image asset: one job, no inputs to upload.

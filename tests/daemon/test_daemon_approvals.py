@@ -16,7 +16,7 @@ from keyframed.inputs.config import load_settings
 from tests.planning import copy_sample
 
 SCHEMA = json.loads(
-    (Path(__file__).resolve().parent.parent / "keyframed" / "schemas" / "status.schema.json")
+    (Path(__file__).resolve().parents[2] / "keyframed" / "schemas" / "status.schema.json")
     .read_text(encoding="utf-8")
 )
 

@@ -22,7 +22,7 @@ from PIL import Image
 from keyframed.cli.main import main
 from tests import planning
 
-SAMPLE = Path(__file__).resolve().parents[1] / "examples" / "samurai"
+SAMPLE = Path(__file__).resolve().parents[2] / "examples" / "samurai"
 REPO = SAMPLE.parents[1]
 A, S, Y = "assets.json", "scene-breakdown.md", "style.json"
 SAMURAI_PNG = "assets/characters/samurai.png"
