@@ -221,6 +221,11 @@ class Reconciler:
 
     # -- one pass -----------------------------------------------------------------------------
 
+    @property
+    def notes(self) -> dict[str, str]:
+        """Per artifact, what the contact sheets could not show (a video that does not decode)."""
+        return self.sheets.notes
+
     def reconcile_once(self) -> PassResult:
         """One level-triggered pass: read, compare, act, write status."""
         self.passes += 1
@@ -252,7 +257,10 @@ class Reconciler:
             self.wake.set()
         self.status.write(snap, None)
         latest = self.jobs.latest()
+        noted = self.sheets.notes
         self.sheets.write(snap, lambda item: artifact_state(item, latest.get(item.path)))
+        if self.sheets.notes != noted:
+            self.status.write(snap, None)  # a video the sheets could not read: say so
         if not result.changed and not self.inflight:
             paths = watched(snap)
             quiet = signature(paths, self.store.generation)

@@ -45,6 +45,9 @@ class StatusSource(Protocol):
     @property
     def backends(self) -> Mapping[str, _Health]: ...
 
+    @property
+    def notes(self) -> Mapping[str, str]: ...
+
 log = structlog.get_logger(__name__)
 FORMAT = 1
 ROOT_STATUS = "status.json"
@@ -61,8 +64,9 @@ def artifact_state(item: PlanItem, job: Job | None) -> str:
     return item.state
 
 
-def artifact_entry(item: PlanItem, job: Job | None) -> dict[str, Any]:
-    """One artifact's entry in its scene's status file."""
+def artifact_entry(item: PlanItem, job: Job | None, note: str | None = None) -> dict[str, Any]:
+    """One artifact's entry in its scene's status file (``note``: something the pictures
+    could not show, such as a video that does not decode)."""
     recipe = item.artifact.recipe
     current = job is not None and job.fingerprint == item.status.fingerprint
     return {
@@ -81,6 +85,7 @@ def artifact_entry(item: PlanItem, job: Job | None) -> dict[str, Any]:
         "updated_at": job.updated_at if current and job else None,
         "attempts": job.attempts if current and job else 0,
         "error": job.error if current and job and job.state == "failed" else None,
+        **({"note": note} if note else {}),
     }
 
 
@@ -93,7 +98,7 @@ class StatusWriter:
         self._last: dict[str, str] = {}
         # Per scene, the plan items and jobs its file was last written from: an unchanged
         # scene's entries are not built and serialised again (1,000 scenes: ~0.1 s a pass).
-        self._drawn: dict[int, tuple[tuple[PlanItem, Job | None], ...]] = {}
+        self._drawn: dict[int, tuple[tuple[PlanItem, Job | None, str | None], ...]] = {}
         self._failed: dict[str, str] = {}
         # A configuration the daemon refused to reload (SIGHUP); shown among the errors.
         self.config_error: Diagnostic | None = None
@@ -122,17 +127,19 @@ class StatusWriter:
         """Write every status file for a snapshot (or the last good one, with errors)."""
         shown = snap if snap.ok else last_good
         jobs = self.owner.jobs.latest() if self.owner is not None else {}
-        scenes: dict[int, list[tuple[PlanItem, Job | None]]] = {}
+        notes = self.owner.notes if self.owner is not None else {}
+        scenes: dict[int, list[tuple[PlanItem, Job | None, str | None]]] = {}
         for item in shown.items if shown is not None else []:
             if item.artifact.scene is not None:
-                scenes.setdefault(item.artifact.scene, []).append((item, jobs.get(item.path)))
+                scenes.setdefault(item.artifact.scene, []).append(
+                    (item, jobs.get(item.path), notes.get(item.path)))
         for number, pairs in scenes.items():
             rel = f"scene-{number:02d}/status.json"
             drawn = tuple(pairs)
             if self._drawn.get(number) == drawn and rel not in self._failed:
                 continue
             self._write(rel, {"format": FORMAT, "scene": number,
-                              "artifacts": [artifact_entry(i, j) for i, j in pairs]})
+                              "artifacts": [artifact_entry(i, j, n) for i, j, n in pairs]})
             if rel not in self._failed:
                 self._drawn[number] = drawn
         self._write(ROOT_STATUS, self.root_document(snap, shown, jobs), volatile=("updated_at",))

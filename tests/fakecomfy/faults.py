@@ -111,6 +111,9 @@ class Faults:
         self.job_seconds = job_seconds
         self.ws_silent = False
         self.hostile_output_name: str | None = None
+        # What SaveVideo writes instead of its MP4-shaped stand-in: a real video a test made
+        # (the stand-in's samples do not decode).
+        self.video_bytes: bytes | None = None
         self.hostile_output_subfolder: str | None = None
         self.view_mode: ViewMode = "normal"
         self.huge_view_bytes = 256 * 1024 * 1024
