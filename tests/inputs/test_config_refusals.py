@@ -21,7 +21,8 @@ from tests.planning import copy_sample
 CLI = [sys.executable, "-m", "keyframed"]
 
 
-def cli(root: Path, *args: str, user_config: Path | None = None) -> subprocess.CompletedProcess[str]:
+def cli(root: Path, *args: str,
+        user_config: Path | None = None) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "KEYFRAMED_CONFIG": str(user_config or root.parent / "none.toml")}
     return subprocess.run([*CLI, *args], capture_output=True, text=True, env=env, timeout=120,
                           check=False)
