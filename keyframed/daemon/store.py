@@ -11,6 +11,7 @@ version and opening an older database applies the missing ones in order.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -95,7 +96,7 @@ class Store:
     """The state database of one project."""
 
     def __init__(self, path: Path, *, clock: Any = time.time) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        _make_state_dir(path.parent)
         self.path = path
         self._clock = clock
         self._lock = threading.RLock()
@@ -112,11 +113,18 @@ class Store:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA busy_timeout=30000")
+            self._check_sound()
             self._migrate()
         except sqlite3.DatabaseError as exc:
-            raise StoreError(
-                f"{path}: cannot open the state database ({exc}); move it aside to start over"
-            ) from exc
+            raise open_error(path, exc) from exc
+
+    def _check_sound(self) -> None:
+        """``PRAGMA quick_check`` at open: pages damaged inside a file with a valid header are
+        found here, with a clear message, instead of as a traceback in the middle of a pass
+        (a few milliseconds for a state database of 1,000 scenes)."""
+        verdict = str(self._db.execute("PRAGMA quick_check").fetchone()[0])
+        if verdict != "ok":
+            raise sqlite3.DatabaseError(f"database disk image is malformed ({verdict})")
 
     @classmethod
     def for_project(cls, root: Path, **kwargs: Any) -> Store:
@@ -167,8 +175,13 @@ class Store:
 
     def _query(self, sql: str, args: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
         with self._lock:
-            cur = self._db.execute(sql, args)
-            return list(cur.fetchall())
+            try:
+                cur = self._db.execute(sql, args)
+                return list(cur.fetchall())
+            except sqlite3.DatabaseError as exc:
+                if isinstance(exc, sqlite3.OperationalError):
+                    raise  # locked, disk full, I/O: the caller's pass fails and is retried
+                raise StoreError(damaged(self.path, exc)) from exc
 
     def close(self) -> None:
         """Close the connection (idempotent)."""
@@ -437,3 +450,36 @@ class JobStore:
                 " AND k.id >= j.id) <= ?)",
                 (keep_per_path,),
             )
+
+
+def _make_state_dir(state: Path) -> None:
+    """Create ``.keyframed/``, or say in words why the project folder does not allow it."""
+    try:
+        state.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(
+            f"{state}: cannot create keyframed's state folder ({exc.strerror or exc}); "
+            f"keyframed writes its state and outputs inside the project, so the folder "
+            f"{state.parent} must be writable (chmod u+w, or mount it read-write)") from exc
+
+
+def damaged(path: Path, exc: BaseException) -> str:
+    """The message for a state database whose content is damaged."""
+    return (f"{path}: the state database is damaged ({exc}); stop keyframed, move the file "
+            f"aside (for example `mv {path} {path}.damaged`) and start again: keyframed then "
+            "rebuilds its records, and outputs it cannot vouch for are kept as your files")
+
+
+def open_error(path: Path, exc: sqlite3.DatabaseError) -> StoreError:
+    """A clear error for a database that does not open: read-only place, or damaged file."""
+    text = str(exc).lower()
+    writable = os.access(path.parent, os.W_OK) and (not path.exists() or os.access(path, os.W_OK))
+    if "readonly" in text or "read-only" in text or "unable to open" in text or not writable:
+        return StoreError(
+            f"{path}: cannot write the state database ({exc}); the project folder and its "
+            f".keyframed/ must be writable (chmod u+w, or mount it read-write); the database "
+            "itself is fine, keep it")
+    if "locked" in text or "busy" in text:
+        return StoreError(f"{path}: the state database is in use ({exc}); is another keyframed "
+                          "running on this project?")
+    return StoreError(damaged(path, exc))
