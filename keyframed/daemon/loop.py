@@ -179,8 +179,23 @@ class Reconciler:
         identity = (st.st_dev, st.st_ino)
         if self._identity is not None and identity != self._identity:
             self._reopen()
+        elif self._identity is not None and self.store.vanished():
+            self._restore_state()
         self._identity = identity
         return True
+
+    def _restore_state(self) -> None:
+        """``.keyframed/`` was removed under a running daemon: put the state back from the
+        open (deleted) database and take the lock on the new folder, so nothing built is
+        forgotten and no second daemon can start there (DESIGN §6; README "Reliability")."""
+        log.error("state_folder_vanished", folder=str(self.root / ".keyframed"),
+                  fix="keyframed restored it from its open database; to start over, stop the "
+                      "daemon first, then remove .keyframed/")
+        self.lock.release()
+        self.lock = ProjectLock(self.root / ".keyframed")
+        self.lock.acquire()  # StoreError when another process took the new folder first
+        self.store.restore()
+        self._quiet = None
 
     def _reopen(self) -> None:
         """The folder at the path is another one now: start over from its own state store.

@@ -117,6 +117,40 @@ class Store:
             self._migrate()
         except sqlite3.DatabaseError as exc:
             raise open_error(path, exc) from exc
+        self._identity = _identity(path)
+
+    def vanished(self) -> bool:
+        """True when the database file at :attr:`path` is gone or is another file now (someone
+        removed ``.keyframed/``): this connection still reads the old, deleted file."""
+        return _identity(self.path) != self._identity
+
+    def restore(self) -> None:
+        """Write this connection's database (the deleted file, still open) back to
+        :attr:`path` and go on with it there, so every build record survives.
+
+        Without this, the outputs keyframed made would all be taken for the user's files on
+        the next start (no record vouches for them) and never be rebuilt again.
+        """
+        with self._lock:
+            _make_state_dir(self.path.parent)
+            tmp = self.path.with_name(self.path.name + ".restore")
+            tmp.unlink(missing_ok=True)
+            copy = sqlite3.connect(tmp, isolation_level=None)
+            try:
+                self._db.backup(copy)
+            finally:
+                copy.close()
+            for suffix in ("-wal", "-shm"):  # of some other database, if any
+                self.path.with_name(self.path.name + suffix).unlink(missing_ok=True)
+            os.replace(tmp, self.path)
+            old, self._db = self._db, sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False, timeout=30)
+            old.close()
+            for pragma in ("journal_mode=WAL", "synchronous=FULL", "busy_timeout=30000"):
+                self._db.execute(f"PRAGMA {pragma}")
+            self._identity = _identity(self.path)
+            self._records = self._approvals = None
+            self.generation += 1
 
     def _check_sound(self) -> None:
         """``PRAGMA quick_check`` at open: pages damaged inside a file with a valid header are
@@ -450,6 +484,14 @@ class JobStore:
                 " AND k.id >= j.id) <= ?)",
                 (keep_per_path,),
             )
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
 
 
 def _make_state_dir(state: Path) -> None:
