@@ -64,6 +64,8 @@ def run(args: argparse.Namespace) -> int:
         if snap is not None:
             rec.status.write(snap, rec.last_good)
         text, code = summary(snap, rec)
+        if rec.stalled is not None:
+            text, code = f"keyframed: stopped: {rec.stalled}\n{text}", 1
     finally:
         rec.close()
     print(text)

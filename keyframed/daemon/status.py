@@ -102,6 +102,8 @@ class StatusWriter:
         self._failed: dict[str, str] = {}
         # A configuration the daemon refused to reload (SIGHUP); shown among the errors.
         self.config_error: Diagnostic | None = None
+        # Why passes stop (a full disk), while they do; shown among the errors, ok false.
+        self.fault: Diagnostic | None = None
         self._root_written = 0.0
         self.state = "running"
 
@@ -163,9 +165,10 @@ class StatusWriter:
             "format": FORMAT,
             "version": __version__,
             "daemon": {"state": self.state, "pid": os.getpid()},
-            "ok": snap.ok,
+            "ok": snap.ok and self.fault is None,
             "errors": [d.as_dict() for d in snap.diagnostics]
-            + ([self.config_error.as_dict()] if self.config_error else []),
+            + ([self.config_error.as_dict()] if self.config_error else [])
+            + ([self.fault.as_dict()] if self.fault else []),
             "counts": dict(sorted(counts.items())),
             "backends": backends,
             "waiting_for_approval": {k: sorted(set(v)) for k, v in sorted(waiting.items())},

@@ -16,12 +16,12 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from keyframed.errors import StoreError
+from keyframed.errors import SpaceError, StoreError
 from keyframed.handlers.fingerprint import Components
 from keyframed.handlers.verdict import Record
 
@@ -196,16 +196,30 @@ class Store:
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """Run a block in one ``BEGIN IMMEDIATE`` transaction."""
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
             try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                # The caches may hold what the undone write wrote: read them again.
-                self._records = self._approvals = None
-                raise
-            self._db.execute("COMMIT")
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._db
+                except BaseException:
+                    self._rollback()
+                    raise
+                try:
+                    self._db.execute("COMMIT")
+                except sqlite3.Error:
+                    self._rollback()
+                    raise
+            except sqlite3.OperationalError as exc:
+                raise space_error(self.path, exc) or exc from exc
             self.generation += 1
+
+    def _rollback(self) -> None:
+        # A rollback may fail too (the disk that refused the commit); that must not hide the
+        # first error. SQLite undoes an unfinished transaction itself when the file reopens.
+        with suppress(sqlite3.Error):
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+        # The caches may hold what the undone write wrote: read them again.
+        self._records = self._approvals = None
 
     def _query(self, sql: str, args: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
         with self._lock:
@@ -214,7 +228,8 @@ class Store:
                 return list(cur.fetchall())
             except sqlite3.DatabaseError as exc:
                 if isinstance(exc, sqlite3.OperationalError):
-                    raise  # locked, disk full, I/O: the caller's pass fails and is retried
+                    # Locked, disk full, I/O: the caller's pass fails and is retried.
+                    raise space_error(self.path, exc) or exc from exc
                 raise StoreError(damaged(self.path, exc)) from exc
 
     def close(self) -> None:
@@ -503,6 +518,14 @@ def _make_state_dir(state: Path) -> None:
             f"{state}: cannot create keyframed's state folder ({exc.strerror or exc}); "
             f"keyframed writes its state and outputs inside the project, so the folder "
             f"{state.parent} must be writable (chmod u+w, or mount it read-write)") from exc
+
+
+def space_error(path: Path, exc: sqlite3.OperationalError) -> SpaceError | None:
+    """A :class:`SpaceError` when SQLite says the disk is full, else None."""
+    if "full" not in str(exc).lower():
+        return None
+    return SpaceError(f"{path.parent.parent}: the disk is full ({exc}); free some space there: "
+                      "keyframed goes on by itself once it can write again")
 
 
 def damaged(path: Path, exc: BaseException) -> str:
