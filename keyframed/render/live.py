@@ -66,14 +66,17 @@ def view(doc: dict[str, Any]) -> RenderableType:
         up = "up" if b.get("up") else f"DOWN ({b.get('error') or 'no answer'})"
         parts.append(Text(f"backend {b['name']} ({b['kind']}): {up}"))
     table = Table(box=None, pad_edge=False, show_edge=False)
-    for column in ("artifact", "state", "progress", "elapsed", "ETA", "queue", "why"):
+    for column in ("artifact", "state", "progress", "", "elapsed", "ETA", "queue", "why"):
         table.add_column(column, no_wrap=column != "why")
     for art in artifacts(doc):
         state = art["state"]
-        bar: RenderableType = ProgressBar(total=1.0, completed=float(art.get("progress", 0)),
-                                          width=20) if state == "running" else Text("")
+        done = float(art.get("progress", 0))
+        running = state == "running"
+        bar: RenderableType = ProgressBar(total=1.0, completed=done, width=20) if running \
+            else Text("")
         place = art.get("queue_position")
         table.add_row(art["path"], Text(state, style=_STYLE.get(state, "")), bar,
+                      f"{done:.0%}" if running else "",
                       _clock(art.get("elapsed_s")), _clock(art.get("eta_s")),
                       "" if place is None else ("on GPU" if place == 0 else f"#{place}"),
                       "; ".join(art.get("reasons", [])))

@@ -168,7 +168,7 @@ def test_the_token_is_sent_and_shown_nowhere(
     root = project(tmp_path, proxy.url)
     faults_that_log_errors(server, token)
     done = run(root, token, "run", str(root), "--timeout", "150", "-v")
-    assert "19 fresh" in done.stdout, done.stdout + done.stderr[-3000:]
+    assert "19 artifacts: 18 done, 1 fresh" in done.stdout, done.stdout + done.stderr[-3000:]
     # Errors were logged (so the check below means something), and none carries the token.
     for event in ("comfy_retry", "job_retry"):
         assert event in done.stderr, event
