@@ -224,6 +224,9 @@ class RunSettings(_Frozen):
     retry_initial_s: float = Field(default=0.5, ge=0)
     retry_max_s: float = Field(default=30.0, ge=0)
     max_image_pixels: int = Field(default=64_000_000, ge=1)
+    # ``keyframed run`` waits this long for a backend that does not answer (one still
+    # starting) before it exits with "no backend"; one that answers but lacks a file, at once.
+    backend_start_wait_s: float = Field(default=10.0, ge=0, le=3600)
 
 
 class Settings(_Frozen):

@@ -30,6 +30,7 @@ import structlog
 
 from keyframed.backends.base import Backend
 from keyframed.backends.registry import make_backends
+from keyframed.backends.requirements import lacking
 from keyframed.daemon.hashing import HashCache
 from keyframed.daemon.lock import ProjectLock
 from keyframed.daemon.outputs import (
@@ -137,6 +138,10 @@ class Reconciler:
         self._memo = PlanMemo()
         self._hasher = HashCache(root, self.store)
         self._support_cache: dict[tuple[str, str], bool] = {}
+        # Per ready job that no backend can take, why ("gpu1 lacks loras/x.safetensors"):
+        # shown on the artifact, in root status and by ``run``, which stops on it.
+        self.no_backend: dict[str, str] = {}
+        self._lack_cache: dict[tuple[str, str], str] = {}
         self._progress_woken = 0.0  # monotonic time of the last wake for progress
         self._last_stack: dict[str, str] = {}  # backend -> model/LoRA stack of its last job
         self._identity: tuple[int, int] | None = None
@@ -314,7 +319,8 @@ class Reconciler:
         self.status.write(snap, None)
         latest = self.jobs.latest()
         noted = self.sheets.notes
-        self.sheets.write(snap, lambda item: artifact_state(item, latest.get(item.path)))
+        self.sheets.write(snap, lambda item: artifact_state(item, latest.get(item.path),
+                                                            self.no_backend))
         if self.sheets.notes != noted:
             self.status.write(snap, None)  # a video the sheets could not read: say so
         if not result.changed and not self.inflight:
@@ -347,6 +353,9 @@ class Reconciler:
             if error is None:
                 try:
                     self._finish(run, run.future.result(), result)
+                    if current.started_at is not None:
+                        self.jobs.record_duration(run.item.artifact.recipe.template, run.backend,
+                                                  time.time() - current.started_at)
                 except SpaceError:
                     self.inflight[job_id] = run  # its bytes are written once there is room
                     raise
@@ -486,9 +495,37 @@ class Reconciler:
                       order=order[j.path]) for j in waiting]
         slots = [self._slot(b, waiting, items) for b in self.backends.values()]
         by_id = {j.id: j for j in waiting}
+        self._note_no_backend(waiting, items, slots)
         for job_id, name in assign(wants, slots):
             self._start(by_id[job_id], items[by_id[job_id].path], name)
             result.dispatched.append(by_id[job_id].path)
+
+    def _note_no_backend(self, waiting: list[Job], items: dict[str, PlanItem],
+                         slots: list[Slot]) -> None:
+        """Record (and log, once) why no backend can take each waiting job that none can."""
+        can_any: set[int] = set().union(*(s.can_run for s in slots))
+        live = {j.path for j in self.jobs.live() if j.state == "ready"}
+        now = {j.path: self._why_none(items[j.path]) for j in waiting if j.id not in can_any}
+        for path, why in now.items():
+            if self.no_backend.get(path) != why:
+                log.warning("no_backend", artifact=path, scene=items[path].artifact.scene,
+                            reason=why)
+        asked = {j.path for j in waiting}
+        kept = {p: w for p, w in self.no_backend.items() if p in live and p not in asked}
+        self.no_backend = kept | now
+
+    def _why_none(self, item: PlanItem) -> str:
+        """Why no backend can make the artifact, one clause per backend."""
+        parts = []
+        for backend in self.backends.values():
+            key = (backend.name, stack_key(item.artifact.recipe))
+            # A backend that is down is described afresh (its error changes); what an up
+            # server lacks is cached until the settings are reloaded.
+            if key not in self._lack_cache or not backend.health().get("up", True):
+                self._lack_cache[key] = lacking(backend, item.artifact, self.root,
+                                                self.settings)
+            parts.append(self._lack_cache[key])
+        return "; ".join(parts) or "no backend is configured"
 
     def _slot(self, backend: Backend, waiting: list[Job], items: dict[str, PlanItem]) -> Slot:
         busy = sum(1 for r in self.inflight.values() if r.backend == backend.name)
@@ -506,14 +543,15 @@ class Reconciler:
         self.inflight[job.id] = InFlight(job=job, item=item, backend=backend_name, future=future)
         self._last_stack[backend_name] = stack_key(item.artifact.recipe)
         log.info("job_dispatched", artifact=job.path, scene=item.artifact.scene,
-                 backend=backend_name, job=job.id)
+                 backend=backend_name, job=job.id, reasons=[str(r) for r in item.reasons])
 
     def _execute(self, backend: Backend, job: Job, item: PlanItem,
                  inputs: dict[str, Path]) -> bytes:
         """Worker thread: run one job; wake the loop when done, whatever happened."""
         progress = _JobProgress(self, job.id)
         try:
-            self.jobs.set_state(job.id, "running", backend=backend.name)
+            self.jobs.set_state(job.id, "running", backend=backend.name, started_at=time.time(),
+                                queue_position=None)
             # The snapshot checked the inputs; a folder swapped for a symlink since then must
             # not make the backend read (and send to a server) a file from outside.
             contain = Containment(self.root)
@@ -564,6 +602,8 @@ class Reconciler:
         self.backends.clear()
         self.pools.clear()
         self._support_cache.clear()
+        self._lack_cache.clear()
+        self.no_backend.clear()
 
     def next_due(self) -> float:
         """Seconds until a job waiting on backoff becomes ready; the resync interval if none.
@@ -597,6 +637,7 @@ class _JobProgress:
         self.owner = owner
         self.job_id = job_id
         self.last = 0.0
+        self._position: int | None = None
 
     def __call__(self, value: float) -> None:
         if value - self.last < 0.05 and value < 1.0:
@@ -612,3 +653,9 @@ class _JobProgress:
 
     def submitted(self, prompt_id: str) -> None:
         self.owner.jobs.note_prompt(self.job_id, prompt_id)
+
+    def queued(self, position: int) -> None:
+        """Where the job is in its server's line (0: running there); stored when it moves."""
+        if position != self._position:
+            self._position = position
+            self.owner.jobs.queue_position(self.job_id, position)

@@ -61,7 +61,18 @@ MIGRATIONS: tuple[str, ...] = (
         path TEXT PRIMARY KEY, expected_hash TEXT NOT NULL, fingerprint TEXT NOT NULL,
         components TEXT NOT NULL, take INTEGER NOT NULL, backend TEXT);
     """,
+    # 2: progress (issue 12): when a job started running, where it is in its server's queue,
+    # and the measured durations per template and backend that ETAs are drawn from.
+    """
+    ALTER TABLE jobs ADD COLUMN started_at REAL;
+    ALTER TABLE jobs ADD COLUMN queue_position INTEGER;
+    CREATE TABLE durations (
+        template TEXT NOT NULL, backend TEXT NOT NULL, mean_s REAL NOT NULL,
+        runs INTEGER NOT NULL, PRIMARY KEY (template, backend));
+    """,
 )
+# Each new duration moves the mean by this share (a server that got faster shows soon).
+DURATION_WEIGHT = 0.3
 SCHEMA_VERSION = len(MIGRATIONS)
 LIVE_STATES = ("ready", "submitted", "running")
 _RECORD_COLUMNS = "path, fingerprint, output_hash, components, take"
@@ -90,6 +101,8 @@ class Job:
     created_at: float
     updated_at: float
     not_before: float
+    started_at: float | None = None
+    queue_position: int | None = None
 
 
 class Store:
@@ -429,7 +442,8 @@ class JobStore:
     def _rows(self, where: str, args: tuple[Any, ...] = ()) -> list[Job]:
         rows = self.store._query(
             "SELECT id, path, fingerprint, take, state, backend, prompt_id, attempts, lost, error,"
-            f" progress, created_at, updated_at, not_before FROM jobs WHERE {where} ORDER BY id",
+            " progress, created_at, updated_at, not_before, started_at, queue_position"
+            f" FROM jobs WHERE {where} ORDER BY id",
             args,
         )
         return [Job(*r) for r in rows]
@@ -464,8 +478,9 @@ class JobStore:
 
     def set_state(self, job_id: int, state: str, **fields: Any) -> None:
         """Move a job to a state, updating any of backend, prompt_id, attempts, lost, error,
-        progress, not_before."""
-        allowed = {"backend", "prompt_id", "attempts", "lost", "error", "progress", "not_before"}
+        progress, not_before, started_at, queue_position."""
+        allowed = {"backend", "prompt_id", "attempts", "lost", "error", "progress", "not_before",
+                   "started_at", "queue_position"}
         assert set(fields) <= allowed, fields
         sets = ", ".join(f"{k} = ?" for k in fields)
         sql = f"UPDATE jobs SET state = ?, updated_at = ?{', ' + sets if sets else ''} WHERE id = ?"
@@ -481,6 +496,26 @@ class JobStore:
         """Record progress (a hint; not worth a fsync per tick, but cheap enough here)."""
         with self.store.transaction() as db:
             db.execute("UPDATE jobs SET progress = ? WHERE id = ?", (value, job_id))
+
+    def queue_position(self, job_id: int, position: int | None) -> None:
+        """Record where the job is in its server's queue (0: running there)."""
+        with self.store.transaction() as db:
+            db.execute("UPDATE jobs SET queue_position = ? WHERE id = ?", (position, job_id))
+
+    def record_duration(self, template: str, backend: str, seconds: float) -> None:
+        """Fold one finished job's duration into the mean of its template on its backend."""
+        with self.store.transaction() as db:
+            db.execute(
+                "INSERT INTO durations (template, backend, mean_s, runs) VALUES (?, ?, ?, 1)"
+                " ON CONFLICT (template, backend) DO UPDATE SET"
+                " mean_s = mean_s + ? * (excluded.mean_s - mean_s), runs = runs + 1",
+                (template, backend, seconds, DURATION_WEIGHT),
+            )
+
+    def durations(self) -> dict[tuple[str, str], float]:
+        """(template, backend) → mean seconds a job took there, as measured."""
+        rows = self.store._query("SELECT template, backend, mean_s FROM durations")
+        return {(r[0], r[1]): float(r[2]) for r in rows}
 
     def count_submissions(self, path: str, fingerprint: str) -> int:
         """How many jobs were ever made for this exact recipe."""

@@ -172,7 +172,7 @@ def test_the_token_is_sent_and_shown_nowhere(
     root = project(tmp_path, proxy.url)
     faults_that_log_errors(server, token)
     done = run(root, token, "run", str(root), "--timeout", "150", "-v")
-    assert "19 fresh" in done.stdout, done.stdout + done.stderr[-3000:]
+    assert "19 artifacts: 18 done, 1 fresh" in done.stdout, done.stdout + done.stderr[-3000:]
     # Errors were logged (so the check below means something), and none carries the token.
     for event in ("comfy_retry", "job_retry"):
         assert event in done.stderr, event
@@ -261,7 +261,7 @@ def test_a_server_only_the_project_names_gets_no_token(
     root = project(tmp_path, proxy.url)
     done = run(root, token, "run", str(root), "--timeout", "150",
                user_config="no-such-user-config.toml")
-    assert "19 fresh" in done.stdout, done.stdout + done.stderr[-3000:]
+    assert "19 artifacts: 18 done, 1 fresh" in done.stdout, done.stdout + done.stderr[-3000:]
     assert b"Authorization" not in proxy.received()
     assert_nowhere(token, proxy.received(), done.stdout, done.stderr)
     assert "token_withheld" in done.stderr

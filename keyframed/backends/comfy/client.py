@@ -58,6 +58,7 @@ from keyframed.backends.comfy.state import (
     Queued,
     Running,
     parse_history,
+    queue_ahead,
     queue_position,
 )
 from keyframed.backends.comfy.verify import DEFAULT_MAX_PIXELS, Expect, verify_image, verify_video
@@ -398,7 +399,7 @@ class ComfyClient:
         if where == "running":
             return Running()
         if where == "queued":
-            return Queued()
+            return Queued(ahead=queue_ahead(body, prompt_id))
         return self._history(prompt_id, job) or Lost()
 
     def _history(self, prompt_id: str, job: str) -> Done | Failed | None:
@@ -447,6 +448,11 @@ class ComfyClient:
                 state = self.lookup(prompt_id, job=job)
                 if isinstance(state, Done | Failed | Lost):
                     return state
+                # Where the prompt is in the server's line (0: running), for status.json; a
+                # progress callback may take it (the daemon's does), a plain function not.
+                note_place = getattr(on_progress, "queued", None)
+                if callable(note_place):
+                    note_place(state.ahead + 1 if isinstance(state, Queued) else 0)
                 remaining = deadline - clock()
                 if remaining <= 0:
                     raise ComfyTransientError(
