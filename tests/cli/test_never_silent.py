@@ -153,7 +153,7 @@ def test_failed_shows_everywhere_and_a_failed_asset_can_be_retried(
     assert " failed" in summary.splitlines()[0]
     assert "stale" not in summary.splitlines()[0]
     assert "CUDA out of memory" in summary
-    project, scenes = status_docs(root)
+    project, _scenes = status_docs(root)
     assert project["ok"] is False
     failed_assets = [a for a in project["assets"] if a["state"] == "failed"]
     assert failed_assets, project["assets"]
