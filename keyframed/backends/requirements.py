@@ -69,7 +69,7 @@ def lacking(backend: Backend, art: Artifact, root: Path, settings: Settings) -> 
         return f"{backend.name} cannot make {art.kind} {art.path}"
     info = backend.info() if backend.up else None
     if info is None:
-        return (f"{backend.name} cannot reach the ComfyUI server at {backend.config.url}: "
+        return (f"{backend.name} cannot reach the ComfyUI server at {backend.config.shown_url}: "
                 f"{backend.last_error or 'no answer'}")
     try:
         missing = lacks(info, bound_prompt(art.recipe, root, settings))

@@ -229,7 +229,9 @@ def expect_failed(path: str, says: str, affected: tuple[str, ...] = ()
     which chain from it) is built."""
 
     def check(w: World, rec: Reconciler, doc: dict[str, Any]) -> None:
-        assert doc["ok"] is True, doc["errors"]
+        # No input error; ok is false because a failure needs a person (issue 12).
+        assert not doc["errors"] and doc["ok"] is False, doc["errors"]
+        assert any(a.get("subject") == path for a in doc["attention"]), doc["attention"]
         scene = path.split("/")[0]
         status = json.loads((w.root / scene / "status.json").read_text(encoding="utf-8"))
         entry = next(a for a in status["artifacts"] if a["path"] == path)
