@@ -48,7 +48,7 @@ def why_not(backend: Backend, art: Artifact, root: Path, settings: Settings) -> 
     """Why ``backend`` cannot make ``art``, as one line naming the backend."""
     if not isinstance(backend, ComfyBackend):
         return f"{backend.name}: cannot make {art.path}"
-    where = f"{backend.name} ({backend.config.url})"
+    where = f"{backend.name} ({backend.config.shown_url})"
     info = backend.info(max_age=0.0) if backend.up else None
     if info is None:
         return f"{where}: cannot reach the ComfyUI server: {backend.last_error or 'no answer'}"

@@ -1,6 +1,7 @@
 """``keyframed run DIR``: reconcile until nothing is left to do, then exit with a summary.
 
-Exit codes (see :mod:`keyframed.daemon.drive`): 0 done, 1 input errors, 3 failures, 4 no
+Exit codes (see :mod:`keyframed.daemon.drive`): 0 done, 1 input errors, 3 failures (a full
+disk too: free space and run again), 4 no
 backend can run what is left, 5 gave up waiting (``--timeout``). While it works it shows
 progress: a live view when stdout is a terminal, plain lines (one per change of state)
 otherwise.
@@ -118,6 +119,8 @@ def run(args: argparse.Namespace) -> int:
         if snap is not None:
             rec.status.write(snap, rec.last_good)
         text, code = summary(snap, rec, stopped)
+        if rec.stalled is not None:
+            text, code = f"keyframed: stopped: {rec.stalled}\n{text}", EXIT_FAILED
     finally:
         rec.close()
     print(text, file=sys.stdout if code == EXIT_DONE else sys.stderr)

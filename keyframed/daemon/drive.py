@@ -40,9 +40,10 @@ EXIT_TIMEOUT = 5
 
 @dataclass
 class Stopped:
-    """Why a bounded run ended: ``idle`` (nothing left), ``no_backend`` or ``timeout``."""
+    """Why a bounded run ended: ``idle`` (nothing left), ``no_backend``, ``timeout`` or
+    ``stalled`` (the disk is full)."""
 
-    why: Literal["idle", "no_backend", "timeout"] = "idle"
+    why: Literal["idle", "no_backend", "timeout", "stalled"] = "idle"
     lines: list[str] = field(default_factory=list)
 
 
@@ -79,6 +80,8 @@ def drive_until(rec: Reconciler, root: Path, settings: Settings, timeout: float 
         snap = rec.run_until_idle(timeout=min(SLICE_S, left))
         if on_slice is not None:
             on_slice()
+        if rec.stalled is not None:
+            return Stopped("stalled")  # a full disk: the caller says so
         if snap is None or not snap.ok or not rec.busy:
             return Stopped()
         starting = time.monotonic() - started < settings.run.backend_start_wait_s

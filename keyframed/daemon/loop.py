@@ -35,6 +35,7 @@ from keyframed.daemon.hashing import HashCache
 from keyframed.daemon.lock import ProjectLock
 from keyframed.daemon.outputs import (
     BLOCKED,
+    NO_SPACE,
     UserFileError,
     commit_output,
     heal_pending,
@@ -52,6 +53,7 @@ from keyframed.errors import (
     KeyframedError,
     OutputError,
     ProjectError,
+    SpaceError,
     TemplateError,
 )
 from keyframed.handlers.graph import closure
@@ -80,11 +82,16 @@ class InFlight:
     future: Future[bytes]
 
 
+# How soon a pass stopped by a full disk is tried again.
+STALLED_RETRY_S = 5.0
+
+
 @dataclass
 class PassResult:
     """What one reconcile pass did."""
 
     ok: bool = True
+    stalled: bool = False  # the disk is full: the pass stopped and is retried soon
     created: list[str] = field(default_factory=list)
     superseded: list[str] = field(default_factory=list)
     dispatched: list[str] = field(default_factory=list)
@@ -139,6 +146,7 @@ class Reconciler:
         self._last_stack: dict[str, str] = {}  # backend -> model/LoRA stack of its last job
         self._identity: tuple[int, int] | None = None
         self._gone = False
+        self.stalled: str | None = None  # why passes cannot write (a full disk), while so
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -184,8 +192,23 @@ class Reconciler:
         identity = (st.st_dev, st.st_ino)
         if self._identity is not None and identity != self._identity:
             self._reopen()
+        elif self._identity is not None and self.store.vanished():
+            self._restore_state()
         self._identity = identity
         return True
+
+    def _restore_state(self) -> None:
+        """``.keyframed/`` was removed under a running daemon: put the state back from the
+        open (deleted) database and take the lock on the new folder, so nothing built is
+        forgotten and no second daemon can start there (DESIGN §6; README "Reliability")."""
+        log.error("state_folder_vanished", folder=str(self.root / ".keyframed"),
+                  fix="keyframed restored it from its open database; to start over, stop the "
+                      "daemon first, then remove .keyframed/")
+        self.lock.release()
+        self.lock = ProjectLock(self.root / ".keyframed")
+        self.lock.acquire()  # StoreError when another process took the new folder first
+        self.store.restore()
+        self._quiet = None
 
     def _reopen(self) -> None:
         """The folder at the path is another one now: start over from its own state store.
@@ -226,8 +249,46 @@ class Reconciler:
 
     # -- one pass -----------------------------------------------------------------------------
 
+    @property
+    def notes(self) -> dict[str, str]:
+        """Per artifact, what the contact sheets could not show (a video that does not decode)."""
+        return self.sheets.notes
+
     def reconcile_once(self) -> PassResult:
-        """One level-triggered pass: read, compare, act, write status."""
+        """One level-triggered pass: read, compare, act, write status.
+
+        A full disk stops the pass, not the daemon: the pass reports it (``stalled``) and the
+        next one, a few seconds later, goes on where this one stopped; finished jobs whose
+        output could not be written keep their bytes until it can.
+        """
+        try:
+            result = self._reconcile()
+        except (SpaceError, OSError) as exc:
+            if isinstance(exc, OSError) and exc.errno not in NO_SPACE:
+                raise
+            return self._stalled(str(exc) if isinstance(exc, SpaceError) else
+                                 f"{self.root}: the disk is full ({exc.strerror}); free some "
+                                 "space there: keyframed goes on by itself")
+        if self.stalled is not None:
+            log.info("disk_space_back", project=str(self.root))
+            self.stalled = None
+            self.status.fault = None
+            if self.snapshot is not None:
+                self.status.write(self.snapshot, self.last_good)
+        return result
+
+    def _stalled(self, message: str) -> PassResult:
+        if self.stalled != message:
+            log.error("disk_full", project=str(self.root), error=message)
+        self.stalled = message
+        self.status.fault = Diagnostic(".keyframed/state.db", 1, 1, message,
+                                       "free space on that disk; keyframed resumes by itself")
+        self._quiet = None
+        if self.snapshot is not None:
+            self.status.write(self.snapshot, self.last_good)  # if there is room for it
+        return PassResult(ok=False, stalled=True)
+
+    def _reconcile(self) -> PassResult:
         self.passes += 1
         result = PassResult()
         if not self._root_ok():
@@ -257,8 +318,11 @@ class Reconciler:
             self.wake.set()
         self.status.write(snap, None)
         latest = self.jobs.latest()
+        noted = self.sheets.notes
         self.sheets.write(snap, lambda item: artifact_state(item, latest.get(item.path),
                                                             self.no_backend))
+        if self.sheets.notes != noted:
+            self.status.write(snap, None)  # a video the sheets could not read: say so
         if not result.changed and not self.inflight:
             paths = watched(snap)
             quiet = signature(paths, self.store.generation)
@@ -292,6 +356,9 @@ class Reconciler:
                     if current.started_at is not None:
                         self.jobs.record_duration(run.item.artifact.recipe.template, run.backend,
                                                   time.time() - current.started_at)
+                except SpaceError:
+                    self.inflight[job_id] = run  # its bytes are written once there is room
+                    raise
                 except OutputError as exc:
                     if not os.path.isdir(self.root):
                         self.jobs.set_state(job_id, "ready")  # the folder went away meanwhile
@@ -544,6 +611,8 @@ class Reconciler:
         An idle daemon therefore sleeps until an event, a backoff or the periodic resync,
         instead of polling.
         """
+        if self.stalled is not None:
+            return STALLED_RETRY_S
         now = self.clock()
         live = self.jobs.live()
         waits = [j.not_before - now for j in live if j.not_before > now]

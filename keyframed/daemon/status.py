@@ -49,6 +49,9 @@ class StatusSource(Protocol):
     def backends(self) -> Mapping[str, _Health]: ...
 
     @property
+    def notes(self) -> Mapping[str, str]: ...
+
+    @property
     def no_backend(self) -> Mapping[str, str]: ...
 
 log = structlog.get_logger(__name__)
@@ -110,8 +113,10 @@ def state_counts(items: list[PlanItem], jobs: Mapping[str, Job],
 
 
 def artifact_entry(item: PlanItem, job: Job | None,
-                   no_backend: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """One artifact's entry in its scene's status file (or the root's list of assets)."""
+                   no_backend: Mapping[str, str] | None = None,
+                   note: str | None = None) -> dict[str, Any]:
+    """One artifact's entry in its scene's status file (or the root's list of assets);
+    ``note``: something the pictures could not show, such as a video that does not decode."""
     recipe = item.artifact.recipe
     current = job is not None and job.fingerprint == item.status.fingerprint
     return {
@@ -130,6 +135,7 @@ def artifact_entry(item: PlanItem, job: Job | None,
         "updated_at": job.updated_at if current and job else None,
         "attempts": job.attempts if current and job else 0,
         "error": job.error if current and job and job.state == "failed" else None,
+        **({"note": note} if note else {}),
     }
 
 
@@ -143,10 +149,13 @@ class StatusWriter:
         # Per scene, the plan items and jobs its file was last written from: an unchanged
         # scene's entries are not built and serialised again (1,000 scenes: ~0.1 s a pass).
         self._drawn: dict[int, tuple[tuple[tuple[PlanItem, Job | None], ...],
+                                     tuple[tuple[str, str], ...],
                                      tuple[tuple[str, str], ...]]] = {}
         self._failed: dict[str, str] = {}
         # A configuration the daemon refused to reload (SIGHUP); shown among the errors.
         self.config_error: Diagnostic | None = None
+        # Why passes stop (a full disk), while they do; shown among the errors, ok false.
+        self.fault: Diagnostic | None = None
         self._root_written = 0.0
         self.state = "running"
 
@@ -172,6 +181,7 @@ class StatusWriter:
         """Write every status file for a snapshot (or the last good one, with errors)."""
         shown = snap if snap.ok else last_good
         jobs = self.owner.jobs.latest() if self.owner is not None else {}
+        notes = dict(self.owner.notes) if self.owner is not None else {}
         lacking = dict(self.owner.no_backend) if self.owner is not None else {}
         clock = self.owner.jobs.durations() if self.owner is not None else {}
         scenes: dict[int, list[tuple[PlanItem, Job | None]]] = {}
@@ -180,13 +190,14 @@ class StatusWriter:
                 scenes.setdefault(item.artifact.scene, []).append((item, jobs.get(item.path)))
         for number, pairs in scenes.items():
             rel = f"scene-{number:02d}/status.json"
-            drawn = (tuple(pairs), tuple(sorted((p, lacking[p]) for i, _ in pairs
-                                                 if (p := i.path) in lacking)))
+            drawn = (tuple(pairs),
+                     tuple(sorted((p, lacking[p]) for i, _ in pairs if (p := i.path) in lacking)),
+                     tuple(sorted((p, notes[p]) for i, _ in pairs if (p := i.path) in notes)))
             running = any(j is not None and j.state == "running" for _, j in pairs)
             if self._drawn.get(number) == drawn and rel not in self._failed and not running:
                 continue
-            entries = [artifact_entry(i, j, lacking) | progress_fields(i, j, clock)
-                       for i, j in pairs]
+            entries = [artifact_entry(i, j, lacking, notes.get(i.path))
+                       | progress_fields(i, j, clock) for i, j in pairs]
             self._write(rel, {"format": FORMAT, "scene": number, "artifacts": entries})
             if rel not in self._failed:
                 self._drawn[number] = drawn
@@ -225,9 +236,11 @@ class StatusWriter:
             "format": FORMAT,
             "version": __version__,
             "daemon": {"state": self.state, "pid": os.getpid()},
-            # ok: nothing needs a person (no input error, failure, backend problem, ...).
-            "ok": snap.ok and not attention,
-            "errors": [d.as_dict() for d in errors],
+            # ok: nothing needs a person (no input error, failure, backend problem, full
+            # disk, ...).
+            "ok": snap.ok and not attention and self.fault is None,
+            "errors": [d.as_dict() for d in errors]
+            + ([self.fault.as_dict()] if self.fault else []),
             "counts": counts,
             "backends": backends,
             "waiting_for_approval": {k: sorted(set(v)) for k, v in sorted(waiting.items())},

@@ -11,16 +11,17 @@ version and opening an older database applies the missing ones in order.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from keyframed.errors import StoreError
+from keyframed.errors import SpaceError, StoreError
 from keyframed.handlers.fingerprint import Components
 from keyframed.handlers.verdict import Record
 
@@ -108,7 +109,7 @@ class Store:
     """The state database of one project."""
 
     def __init__(self, path: Path, *, clock: Any = time.time) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        _make_state_dir(path.parent)
         self.path = path
         self._clock = clock
         self._lock = threading.RLock()
@@ -125,11 +126,52 @@ class Store:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA busy_timeout=30000")
+            self._check_sound()
             self._migrate()
         except sqlite3.DatabaseError as exc:
-            raise StoreError(
-                f"{path}: cannot open the state database ({exc}); move it aside to start over"
-            ) from exc
+            raise open_error(path, exc) from exc
+        self._identity = _identity(path)
+
+    def vanished(self) -> bool:
+        """True when the database file at :attr:`path` is gone or is another file now (someone
+        removed ``.keyframed/``): this connection still reads the old, deleted file."""
+        return _identity(self.path) != self._identity
+
+    def restore(self) -> None:
+        """Write this connection's database (the deleted file, still open) back to
+        :attr:`path` and go on with it there, so every build record survives.
+
+        Without this, the outputs keyframed made would all be taken for the user's files on
+        the next start (no record vouches for them) and never be rebuilt again.
+        """
+        with self._lock:
+            _make_state_dir(self.path.parent)
+            tmp = self.path.with_name(self.path.name + ".restore")
+            tmp.unlink(missing_ok=True)
+            copy = sqlite3.connect(tmp, isolation_level=None)
+            try:
+                self._db.backup(copy)
+            finally:
+                copy.close()
+            for suffix in ("-wal", "-shm"):  # of some other database, if any
+                self.path.with_name(self.path.name + suffix).unlink(missing_ok=True)
+            os.replace(tmp, self.path)
+            old, self._db = self._db, sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False, timeout=30)
+            old.close()
+            for pragma in ("journal_mode=WAL", "synchronous=FULL", "busy_timeout=30000"):
+                self._db.execute(f"PRAGMA {pragma}")
+            self._identity = _identity(self.path)
+            self._records = self._approvals = None
+            self.generation += 1
+
+    def _check_sound(self) -> None:
+        """``PRAGMA quick_check`` at open: pages damaged inside a file with a valid header are
+        found here, with a clear message, instead of as a traceback in the middle of a pass
+        (a few milliseconds for a state database of 1,000 scenes)."""
+        verdict = str(self._db.execute("PRAGMA quick_check").fetchone()[0])
+        if verdict != "ok":
+            raise sqlite3.DatabaseError(f"database disk image is malformed ({verdict})")
 
     @classmethod
     def for_project(cls, root: Path, **kwargs: Any) -> Store:
@@ -167,21 +209,41 @@ class Store:
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """Run a block in one ``BEGIN IMMEDIATE`` transaction."""
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
             try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                # The caches may hold what the undone write wrote: read them again.
-                self._records = self._approvals = None
-                raise
-            self._db.execute("COMMIT")
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._db
+                except BaseException:
+                    self._rollback()
+                    raise
+                try:
+                    self._db.execute("COMMIT")
+                except sqlite3.Error:
+                    self._rollback()
+                    raise
+            except sqlite3.OperationalError as exc:
+                raise space_error(self.path, exc) or exc from exc
             self.generation += 1
+
+    def _rollback(self) -> None:
+        # A rollback may fail too (the disk that refused the commit); that must not hide the
+        # first error. SQLite undoes an unfinished transaction itself when the file reopens.
+        with suppress(sqlite3.Error):
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+        # The caches may hold what the undone write wrote: read them again.
+        self._records = self._approvals = None
 
     def _query(self, sql: str, args: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
         with self._lock:
-            cur = self._db.execute(sql, args)
-            return list(cur.fetchall())
+            try:
+                cur = self._db.execute(sql, args)
+                return list(cur.fetchall())
+            except sqlite3.DatabaseError as exc:
+                if isinstance(exc, sqlite3.OperationalError):
+                    # Locked, disk full, I/O: the caller's pass fails and is retried.
+                    raise space_error(self.path, exc) or exc from exc
+                raise StoreError(damaged(self.path, exc)) from exc
 
     def close(self) -> None:
         """Close the connection (idempotent)."""
@@ -472,3 +534,52 @@ class JobStore:
                 " AND k.id >= j.id) <= ?)",
                 (keep_per_path,),
             )
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
+
+
+def _make_state_dir(state: Path) -> None:
+    """Create ``.keyframed/``, or say in words why the project folder does not allow it."""
+    try:
+        state.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(
+            f"{state}: cannot create keyframed's state folder ({exc.strerror or exc}); "
+            f"keyframed writes its state and outputs inside the project, so the folder "
+            f"{state.parent} must be writable (chmod u+w, or mount it read-write)") from exc
+
+
+def space_error(path: Path, exc: sqlite3.OperationalError) -> SpaceError | None:
+    """A :class:`SpaceError` when SQLite says the disk is full, else None."""
+    if "full" not in str(exc).lower():
+        return None
+    return SpaceError(f"{path.parent.parent}: the disk is full ({exc}); free some space there: "
+                      "keyframed goes on by itself once it can write again")
+
+
+def damaged(path: Path, exc: BaseException) -> str:
+    """The message for a state database whose content is damaged."""
+    return (f"{path}: the state database is damaged ({exc}); stop keyframed, move the file "
+            f"aside (for example `mv {path} {path}.damaged`) and start again: keyframed then "
+            "rebuilds its records, and outputs it cannot vouch for are kept as your files")
+
+
+def open_error(path: Path, exc: sqlite3.DatabaseError) -> StoreError:
+    """A clear error for a database that does not open: read-only place, or damaged file."""
+    text = str(exc).lower()
+    writable = os.access(path.parent, os.W_OK) and (not path.exists() or os.access(path, os.W_OK))
+    if "readonly" in text or "read-only" in text or "unable to open" in text or not writable:
+        return StoreError(
+            f"{path}: cannot write the state database ({exc}); the project folder and its "
+            f".keyframed/ must be writable (chmod u+w, or mount it read-write); the database "
+            "itself is fine, keep it")
+    if "locked" in text or "busy" in text:
+        return StoreError(f"{path}: the state database is in use ({exc}); is another keyframed "
+                          "running on this project?")
+    return StoreError(damaged(path, exc))

@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO, Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import httpx
 import structlog
@@ -65,6 +65,7 @@ from keyframed.backends.comfy.verify import DEFAULT_MAX_PIXELS, Expect, verify_i
 from keyframed.errors import ComfyTransientError
 from keyframed.fsio import atomic_writer
 from keyframed.redact import register as register_secret
+from keyframed.settings import mask_url
 
 # UPLOAD_SUBFOLDER and upload_name are re-exported for callers that import them from here.
 __all__ = [
@@ -129,6 +130,9 @@ class ComfyClient:
         if token:
             headers["Authorization"] = f"Bearer {token}"
             register_secret(token)  # scrubbed from every log line and error message
+        password = _url_password(base_url)
+        if password:
+            register_secret(password)  # http://user:pw@host: pw is never shown either
         # Every request goes through the deadline: a server that answers byte by byte must
         # not hold a worker (or the loop, in a preflight) for longer than that.
         bounded = DeadlineTransport(transport or httpx.HTTPTransport(), request_deadline)
@@ -150,7 +154,7 @@ class ComfyClient:
         )
 
     def __repr__(self) -> str:
-        return f"<ComfyClient name={self.name!r} url={self.url!r}>"
+        return f"<ComfyClient name={self.name!r} url={mask_url(self.url)!r}>"
 
     def __enter__(self) -> ComfyClient:
         return self
@@ -563,3 +567,10 @@ def _pause(wake: threading.Event, seconds: float, sleep: Callable[[float], None]
 def _segment(value: str) -> str:
     """Quote a value for use as one URL path segment."""
     return quote(value, safe="")
+
+
+def _url_password(url: str) -> str | None:
+    try:
+        return urlsplit(url).password
+    except ValueError:
+        return None
