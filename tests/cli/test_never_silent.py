@@ -20,7 +20,7 @@ import jsonschema
 import pytest
 
 from keyframed.cli.main import main
-from keyframed.daemon.drive import EXIT_DONE, EXIT_FAILED, EXIT_NO_BACKEND
+from keyframed.daemon.drive import EXIT_DONE, EXIT_FAILED, EXIT_NO_BACKEND, EXIT_TIMEOUT
 from keyframed.daemon.status import STATES
 from keyframed.daemon.store import JobStore, Store
 from tests.comfy_project import comfy_project
@@ -344,3 +344,20 @@ def test_a_refused_config_reload_is_in_attention(tmp_path: Path) -> None:
     note = next(a for a in doc["attention"] if a["kind"] == "config_reload")
     assert note["subject"].startswith("keyframed.toml") and "kill -HUP" in note["next"]
     assert doc["ok"] is False
+
+
+def test_run_that_runs_out_of_time_exits_5_naming_what_is_left(
+        tmp_path: Path, fake_comfy: FakeComfy, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--timeout`` with work still on the server: exit 5 (gave up), distinct from failures
+    (3) and no backend (4), naming what is still queued or running."""
+    fake_comfy.faults.hold_jobs()  # the server takes the prompt and never finishes it
+    root = comfy_project(tmp_path / "p", [fake_comfy])
+    try:
+        code = main(["run", str(root), "--timeout", "1"])
+    finally:
+        fake_comfy.faults.reset()
+    err = capsys.readouterr().err
+    assert code == EXIT_TIMEOUT, err
+    assert "gave up after --timeout 1 s; still queued or running" in err
+    project, _ = status_docs(root)
+    assert project["ok"] is True and not project["attention"]
