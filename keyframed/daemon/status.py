@@ -91,14 +91,15 @@ def artifact_state(item: PlanItem, job: Job | None,
 
 def artifact_reasons(item: PlanItem, job: Job | None,
                      no_backend: Mapping[str, str] | None = None) -> list[str]:
-    """The plan's reasons, led by what the job adds: ``failed: <ComfyUI's message>`` or
-    ``no_backend: gpu1 lacks loras/x.safetensors``."""
+    """The plan's reasons, led by what the job adds: ``no_backend: gpu1 lacks
+    loras/x.safetensors``; for a failed artifact only ``failed: <ComfyUI's message>``."""
     reasons = [str(r) for r in item.reasons]
     job = _current(item, job)
     if item.state != "stale" or job is None:
         return reasons
     if job.state == "failed" and job.error:
-        return [f"{FAILED_REASON}: {job.error}", *reasons]
+        # Only the failure: why it was built (never_built, ...) no longer matters to a person.
+        return [f"{FAILED_REASON}: {job.error}"]
     if job.state == "ready" and no_backend and item.path in no_backend:
         return [f"{NO_BACKEND_REASON}: {no_backend[item.path]}", *reasons]
     return reasons
