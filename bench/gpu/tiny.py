@@ -23,6 +23,7 @@ UMT5_VOCAB = 512
 def apply() -> None:
     """Patch ComfyUI's module attributes so every later construction is tiny (idempotent)."""
     import comfy.ldm.qwen_image.model as qwen_dit
+    import comfy.ldm.wan.vae as wan_vae
     import comfy.text_encoders.llama as llama
     import comfy.text_encoders.qwen_vl as qwen_vl
     import comfy.text_encoders.t5 as t5
@@ -71,3 +72,14 @@ def apply() -> None:
             super().__init__(*args, **kwargs)
 
     qwen_dit.QwenImageTransformer2DModel = TinyQwenDiT  # type: ignore[misc]
+
+    real_vae = wan_vae.WanVAE
+
+    class TinyVAE(real_vae):  # type: ignore[misc,valid-type]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            # sd.py passes dim=96; the edit node VAE-encodes each reference at ~1024x1024, far
+            # too slow on 2 cores at full width. z_dim (the latent channels) is kept.
+            kwargs.update(dim=8)
+            super().__init__(*args, **kwargs)
+
+    wan_vae.WanVAE = TinyVAE  # type: ignore[misc]

@@ -49,14 +49,13 @@ def _fill(model: Any) -> dict[str, Any]:
 
 def _build(kind: str, tiny: bool, device: str) -> Any:
     """One of ComfyUI's own model classes, at the size the run needs."""
-    import torch
-
     import comfy.ldm.qwen_image.model as qwen_dit
     import comfy.ldm.wan.model as wan_dit
     import comfy.ldm.wan.vae as wan_vae
     import comfy.ops
     import comfy.text_encoders.llama as llama
     import comfy.text_encoders.t5 as t5
+    import torch
 
     ops = comfy.ops.disable_weight_init
     dt = torch.bfloat16
@@ -67,8 +66,9 @@ def _build(kind: str, tiny: bool, device: str) -> Any:
         return llama.Qwen25_7BVLI({}, dt, device, ops)
     if kind == "vae":
         # The Qwen-Image VAE and the Wan 2.1 VAE are the same architecture (ComfyUI's sd.py).
-        return wan_vae.WanVAE(dim=96, z_dim=16, dim_mult=[1, 2, 4, 4], num_res_blocks=2,
-                              attn_scales=[], temperal_downsample=[False, True, True]).to(device, dt)
+        vae = wan_vae.WanVAE(dim=96, z_dim=16, dim_mult=[1, 2, 4, 4], num_res_blocks=2,
+                             attn_scales=[], temperal_downsample=[False, True, True])
+        return vae.to(device, dt)
     if kind == "wan_dit":
         dim, ffn = (128, 256) if tiny else (5120, 13824)
         # 36 input channels and no image embedding: ComfyUI detects Wan 2.2 i2v 14B this way.
