@@ -179,6 +179,12 @@ class RunSettings(_Frozen):
     max_image_pixels: int = Field(default=64_000_000, ge=1)
 
 
+class CacheSettings(_Frozen):
+    """[cache]: the output cache under .keyframed/cache/ (every build kept, LRU-bounded)."""
+
+    max_mb: int = Field(default=2048, ge=0)
+
+
 class Settings(_Frozen):
     """Everything configurable, validated once at load."""
 
@@ -191,6 +197,7 @@ class Settings(_Frozen):
     prompts: PromptSettings = PromptSettings()
     watch: WatchSettings = WatchSettings()
     run: RunSettings = RunSettings()
+    cache: CacheSettings = CacheSettings()
     backends: tuple[BackendSettings, ...] = (BackendSettings(name="local"),)
 
     @model_validator(mode="after")

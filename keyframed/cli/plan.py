@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from keyframed.daemon.snapshot import Snapshot, take_snapshot
-from keyframed.daemon.store import Store
+from keyframed.daemon.store import CACHE_BACKEND, Store
 from keyframed.errors import ConfigError, StoreError
 from keyframed.handlers.verdict import PlanItem
 from keyframed.inputs.config import load_settings
@@ -45,9 +45,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=run)
 
 
-def item_json(order: int, item: PlanItem, backend: str) -> dict[str, Any]:
-    """The stable JSON form of one plan item."""
+RESTORED = "restored: cache"
+
+
+def item_json(order: int, item: PlanItem, backend: str, restorable: bool = False) -> dict[str, Any]:
+    """The stable JSON form of one plan item; one the output cache holds says so (its
+    backend is ``cache``: it is restored with no job)."""
     art = item.artifact
+    reasons = [str(r) for r in item.reasons] + ([RESTORED] if restorable else [])
     return {
         "order": order,
         "path": art.path,
@@ -55,8 +60,8 @@ def item_json(order: int, item: PlanItem, backend: str) -> dict[str, Any]:
         "kind": art.kind,
         "step": art.recipe.step,
         "state": item.state,
-        "reasons": [str(r) for r in item.reasons],
-        "backend": backend,
+        "reasons": reasons,
+        "backend": CACHE_BACKEND if restorable else backend,
         "deps": art.deps,
         "gate": art.gate,
         "recipe": art.recipe.model_dump(mode="json"),
@@ -73,7 +78,8 @@ def plan_document(snap: Snapshot, include_fresh: bool) -> dict[str, Any]:
         "ok": snap.ok,
         "errors": [d.as_dict() for d in snap.diagnostics],
         "counts": dict(Counter(i.state for i in snap.items)),
-        "artifacts": [item_json(n, item, backend) for n, item in enumerate(listed, 1)],
+        "artifacts": [item_json(n, item, backend, item.path in snap.restorable)
+                      for n, item in enumerate(listed, 1)],
     }
 
 

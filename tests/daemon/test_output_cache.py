@@ -1,0 +1,201 @@
+"""Nothing generated is thrown away (issue 13, part A): the output cache, kept takes, pick.
+
+Through the real CLI (``keyframed.cli.main.main``), on the preview backend and on the
+ComfyUI-compatible test server restarted between steps, so its in-memory history cannot help.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from keyframed.cli.main import main
+from keyframed.daemon.outputs import blob_path
+from tests.comfy_project import comfy_project, submitted_artifacts
+from tests.fakecomfy.server import FakeComfy
+from tests.planning import copy_sample
+
+END = "- expression: peaceful, eyes closed"
+KEYFRAME = "scene-01/keyframe-end.png"
+
+
+@pytest.fixture(autouse=True)
+def _no_user_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("KEYFRAMED_CONFIG", str(tmp_path / "no-user-config.toml"))
+
+
+def run(root: Path) -> None:
+    """``keyframed run DIR``; it must succeed."""
+    assert main(["run", str(root)]) == 0
+
+
+def built_jobs(root: Path) -> int:
+    """Jobs that ran on a backend (restores from the cache are recorded under 'cache')."""
+    with sqlite3.connect(root / ".keyframed" / "state.db") as db:
+        row = db.execute("SELECT COUNT(*) FROM jobs WHERE state='done' AND backend != 'cache'"
+                         ).fetchone()
+    return int(row[0])
+
+
+def outputs(root: Path) -> dict[str, bytes]:
+    """Every generated file of the scenes (takes included), by path."""
+    return {p.relative_to(root).as_posix(): p.read_bytes()
+            for p in sorted(root.glob("scene-*/**/*")) if p.is_file()
+            and p.suffix in (".png", ".webp", ".mp4") and p.name != "contact-sheet.png"}
+
+
+def edit(root: Path, old: str, new: str) -> None:
+    path = root / "scene-breakdown.md"
+    text = path.read_text(encoding="utf-8")
+    assert old in text
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+
+
+def scene_status(root: Path, scene: int) -> dict[str, dict[str, object]]:
+    doc = json.loads((root / f"scene-{scene:02d}" / "status.json").read_text(encoding="utf-8"))
+    return {a["path"]: a for a in doc["artifacts"]}
+
+
+@pytest.fixture
+def preview(tmp_path: Path) -> Path:
+    root = copy_sample(tmp_path / "samurai")
+    run(root)
+    return root
+
+
+def test_edit_and_revert_cost_no_job_and_give_the_original_bytes(
+        preview: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    before, jobs = outputs(preview), built_jobs(preview)
+    edit(preview, END, "- expression: furious, shouting")
+    run(preview)
+    assert built_jobs(preview) > jobs and outputs(preview)[KEYFRAME] != before[KEYFRAME]
+    jobs = built_jobs(preview)
+    edit(preview, "- expression: furious, shouting", END)
+    capsys.readouterr()
+    assert main(["plan", str(preview)]) == 0
+    planned = capsys.readouterr().out
+    assert f"{KEYFRAME}" in planned and "restored: cache" in planned
+    run(preview)
+    assert built_jobs(preview) == jobs
+    after = outputs(preview)
+    assert {k: after[k] for k in before} == before
+    entry = scene_status(preview, 1)[KEYFRAME]
+    assert entry["state"] == "done" and entry["restored"] is True
+
+
+def test_retry_keeps_take_0_and_pick_brings_it_back_with_no_job(preview: Path) -> None:
+    take0 = (preview / KEYFRAME).read_bytes()
+    video0 = (preview / "scene-01" / "video-preview.webp").read_bytes()
+    assert (preview / "scene-01/takes/keyframe-end.take-0.png").read_bytes() == take0
+    assert main(["retry", str(preview), "scene", "1", "end"]) == 0
+    run(preview)
+    take1 = (preview / KEYFRAME).read_bytes()
+    assert take1 != take0
+    assert (preview / "scene-01/takes/keyframe-end.take-0.png").read_bytes() == take0
+    assert (preview / "scene-01/takes/keyframe-end.take-1.png").read_bytes() == take1
+    jobs = built_jobs(preview)
+    assert main(["pick", str(preview), "scene", "1", "end", "0"]) == 0
+    assert (preview / "scene-01/keyframe-end.pick").read_text(encoding="utf-8").strip() == "0"
+    run(preview)
+    assert built_jobs(preview) == jobs
+    assert (preview / KEYFRAME).read_bytes() == take0
+    # What is built from it follows, from the cache too.
+    assert (preview / "scene-01" / "video-preview.webp").read_bytes() == video0
+    (preview / "scene-01/keyframe-end.pick").unlink()
+    run(preview)
+    assert built_jobs(preview) == jobs and (preview / KEYFRAME).read_bytes() == take1
+
+
+def test_a_pick_of_a_take_never_made_is_an_error_naming_the_file(
+        preview: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (preview / "scene-01/keyframe-end.pick").write_text("7\n", encoding="utf-8")
+    capsys.readouterr()
+    assert main(["plan", str(preview)]) == 1
+    err = capsys.readouterr().err
+    assert "scene-01/keyframe-end.pick" in err and "0 to 0" in err
+
+
+def test_a_damaged_cache_entry_is_dropped_and_rebuilt(preview: Path) -> None:
+    original = (preview / KEYFRAME).read_bytes()
+    import hashlib
+    blob = preview / blob_path(hashlib.sha256(original).hexdigest())
+    edit(preview, END, "- expression: furious, shouting")
+    run(preview)
+    blob.write_bytes(b"not what was kept")
+    jobs = built_jobs(preview)
+    edit(preview, "- expression: furious, shouting", END)
+    run(preview)
+    assert built_jobs(preview) > jobs  # rebuilt, not restored from the damaged entry
+    assert (preview / KEYFRAME).read_bytes() == original  # the preview is deterministic
+    assert hashlib.sha256(blob.read_bytes()).hexdigest() == hashlib.sha256(original).hexdigest()
+
+
+def test_the_cache_bound_evicts_least_recently_used_never_live(
+        preview: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    edit(preview, END, "- expression: furious, shouting")
+    run(preview)
+    capsys.readouterr()
+    assert main(["cache", "status", str(preview)]) == 0
+    full = capsys.readouterr().out
+    assert main(["cache", "prune", str(preview), "--max-mb", "0"]) == 0
+    pruned = capsys.readouterr().out
+    assert "evicted" in pruned and "evicted 0 " not in pruned, (full, pruned)
+    live = outputs(preview)
+    import hashlib
+    for rel in (KEYFRAME, "scene-01/video-preview.webp"):
+        assert (preview / blob_path(hashlib.sha256(live[rel]).hexdigest())).is_file()
+    # The earlier keyframe was evicted: going back builds it again.
+    jobs = built_jobs(preview)
+    edit(preview, "- expression: furious, shouting", END)
+    run(preview)
+    assert built_jobs(preview) > jobs
+
+
+# -- the ComfyUI-compatible test server, restarted between steps -----------------------------
+
+
+@pytest.fixture
+def comfy(tmp_path: Path) -> Iterator[tuple[Path, FakeComfy]]:
+    with FakeComfy() as server:
+        root = comfy_project(tmp_path / "samurai", [server])
+        run(root)
+        yield root, server
+
+
+def test_comfy_edit_and_revert_after_restarts_submit_nothing(
+        comfy: tuple[Path, FakeComfy]) -> None:
+    root, server = comfy
+    before = outputs(root)
+    edit(root, END, "- expression: furious, shouting")
+    server.restart(clear_uploads=True)
+    run(root)
+    sent = len(submitted_artifacts(server))
+    assert sent > 0
+    edit(root, "- expression: furious, shouting", END)
+    server.restart(clear_uploads=True)
+    uploads = len(server.records.uploads) if hasattr(server.records, "uploads") else None
+    run(root)
+    assert len(submitted_artifacts(server)) == sent  # no prompt, after a restart
+    if uploads is not None:
+        assert len(server.records.uploads) == uploads  # and no upload
+    after = outputs(root)
+    assert {k: after[k] for k in before} == before
+
+
+def test_comfy_retry_then_pick_take_0_submits_nothing(comfy: tuple[Path, FakeComfy]) -> None:
+    root, server = comfy
+    take0 = (root / KEYFRAME).read_bytes()
+    assert main(["retry", str(root), "scene", "1", "end"]) == 0
+    server.restart()
+    run(root)
+    assert (root / "scene-01/takes/keyframe-end.take-0.png").read_bytes() == take0
+    sent = len(submitted_artifacts(server))
+    assert main(["pick", str(root), "scene", "1", "end", "0"]) == 0
+    server.restart()
+    run(root)
+    assert len(submitted_artifacts(server)) == sent
+    assert (root / KEYFRAME).read_bytes() == take0
