@@ -185,6 +185,15 @@ class CacheSettings(_Frozen):
     max_mb: int = Field(default=2048, ge=0)
 
 
+class TakesSettings(_Frozen):
+    """[takes]: how many takes (candidates, consecutive seeds) one retry makes, per kind."""
+
+    asset: int = Field(default=1, ge=1, le=16)
+    layer: int = Field(default=1, ge=1, le=16)
+    keyframe: int = Field(default=1, ge=1, le=16)
+    video: int = Field(default=1, ge=1, le=16)
+
+
 class Settings(_Frozen):
     """Everything configurable, validated once at load."""
 
@@ -198,6 +207,7 @@ class Settings(_Frozen):
     watch: WatchSettings = WatchSettings()
     run: RunSettings = RunSettings()
     cache: CacheSettings = CacheSettings()
+    takes: TakesSettings = TakesSettings()
     backends: tuple[BackendSettings, ...] = (BackendSettings(name="local"),)
 
     @model_validator(mode="after")

@@ -27,6 +27,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     r.add_argument("scene", type=int, help="scene number")
     r.add_argument("target", choices=RETRY_TARGETS, help="which artifact")
     r.add_argument("--note", default="", help="added to the prompt of the new take")
+    r.add_argument("--takes", type=int, default=None, metavar="N",
+                   help="make N takes at once (consecutive seeds), all kept; default: [takes]")
     r.set_defaults(func=retry)
     p = sub.add_parser("pick", help="choose which take of an artifact is the live file")
     p.add_argument("dir", type=Path, help="project folder")
@@ -76,8 +78,13 @@ def approve(args: argparse.Namespace) -> int:
 
 
 def retry(args: argparse.Namespace) -> int:
-    """Write a retry marker; its note goes into the new take's prompt."""
-    return _write(args.dir, marker_for_retry(args.scene, args.target), args.note)
+    """Write a retry marker; its note goes into the new take's prompt. ``--takes N`` puts a
+    first line ``takes: N`` in it (a person may write that line too)."""
+    if args.takes is not None and not 1 <= args.takes <= 16:
+        print("keyframed: --takes is 1 to 16", file=sys.stderr)
+        return 2
+    head = f"takes: {args.takes}\n" if args.takes is not None else ""
+    return _write(args.dir, marker_for_retry(args.scene, args.target), head + args.note)
 
 
 def pick(args: argparse.Namespace) -> int:

@@ -20,26 +20,15 @@ from pathlib import Path
 from keyframed.daemon.store import CacheEntry, Store
 from keyframed.errors import OutputError
 from keyframed.fsio import TEMP_PREFIX, UnsafePathError, sha256_file, write_inside
+from keyframed.handlers.recipe import TAKES_DIR, take_path
 from keyframed.handlers.verdict import PlanItem, Record
 
 CACHE_DIR = ".keyframed/cache"
-TAKES_DIR = "takes"
 
 
 def blob_path(digest: str) -> str:
     """Where the output cache keeps the bytes with this sha256 (content-addressed)."""
     return f"{CACHE_DIR}/{digest[:2]}/{digest}"
-
-
-def take_path(path: str, take: int) -> str:
-    """``scene-01/keyframe-start.png`` take 2 -> ``scene-01/takes/keyframe-start.take-2.png``.
-
-    Assets follow the same rule: ``assets/styles/ghibli.png`` -> ``assets/styles/takes/...``.
-    """
-    folder, _, name = path.rpartition("/")
-    stem, dot, ext = name.rpartition(".")
-    kept = f"{stem}.take-{take}{dot}{ext}" if dot else f"{name}.take-{take}"
-    return f"{folder}/{TAKES_DIR}/{kept}" if folder else f"{TAKES_DIR}/{kept}"
 
 
 def is_take_path(path: str) -> bool:
@@ -213,7 +202,7 @@ def commit_output(
         store.drop_write(item.path)
         raise OutputError(f"cannot write {item.path}: {exc.strerror or exc}") from exc
     store.finish_write(record, backend, job_id, size=len(data), restored=restored)
-    if item.artifact.recipe.step != "copy":
+    if item.artifact.recipe.step != "copy" and not is_take_path(item.path):
         write_take(root, store, item, data)
     return digest
 

@@ -24,7 +24,7 @@ from keyframed.handlers.graph import desired_artifacts
 from keyframed.handlers.memo import PlanMemo
 from keyframed.handlers.plan import make_plan
 from keyframed.handlers.project import Project
-from keyframed.handlers.recipe import Artifact
+from keyframed.handlers.recipe import Artifact, candidates
 from keyframed.handlers.steps.composite import keyframe_path
 from keyframed.handlers.verdict import PlanItem
 from keyframed.inputs.contain import Containment
@@ -203,8 +203,23 @@ def retry_markers(root: Path, artifacts: list[Artifact]) -> dict[str, Path]:
     return scan_markers(root, None, artifacts, Containment(root)).retries
 
 
+TAKES_LINE = "takes:"
+
+
+def split_note(text: str, default: int) -> tuple[int, str]:
+    """(how many takes, the note) of a retry marker: a first line ``takes: N`` (what
+    ``keyframed retry --takes N`` writes) asks for N candidates; else the [takes] setting."""
+    first, _, rest = text.partition("\n")
+    if first.strip().lower().startswith(TAKES_LINE):
+        number = first.strip()[len(TAKES_LINE):].strip()
+        if number.isdigit() and 1 <= int(number) <= 16:
+            return int(number), rest.strip()
+    return default, text.strip()
+
+
 def consume_retries(root: Path, artifacts: list[Artifact], store: Store,
-                    found: dict[str, Path] | None = None) -> int:
+                    found: dict[str, Path] | None = None,
+                    settings: Settings | None = None) -> int:
     """Turn each new retry marker into exactly one more take.
 
     A marker is identified by its content and mtime, so a restart that sees it again does not
@@ -223,7 +238,10 @@ def consume_retries(root: Path, artifacts: list[Artifact], store: Store,
         except OSError:
             continue
         rel = marker.relative_to(root).as_posix()
-        if store.consume_retry(rel, identity, path, note):
+        kinds = {a.path: a.kind for a in artifacts}
+        per_kind = (settings or Settings()).takes
+        count, note = split_note(note, getattr(per_kind, kinds.get(path, "keyframe"), 1))
+        if store.consume_retry(rel, identity, path, note, count):
             consumed += 1
         take = store.takes()[0].get(path, 0)
         built = records.get(path)
@@ -256,7 +274,7 @@ def take_snapshot(
         snap.diagnostics.extend(problems)
         snap.project = None
         return snap
-    if record and consume_retries(root, artifacts, store, scan.retries):
+    if record and consume_retries(root, artifacts, store, scan.retries, settings):
         artifacts = desired_artifacts(project, _context(project, settings, root, store), memo)
     picks, pick_problems = read_picks(root, artifacts, store.takes()[0], contain)
     if pick_problems:
@@ -268,6 +286,9 @@ def take_snapshot(
         # made before is restored from the output cache, and what uses it follows.
         artifacts = desired_artifacts(
             project, _context(project, settings, root, store, picks), memo)
+    batches = store.batches()
+    if batches:
+        artifacts = artifacts + candidates(artifacts, batches, picks)
     try:
         template_hashes = _template_hashes(artifacts, root)
     except TemplateFileError as exc:

@@ -70,6 +70,7 @@ MIGRATIONS: tuple[str, ...] = (
         built_at REAL NOT NULL, used_at REAL NOT NULL);
     CREATE INDEX cache_used ON cache(used_at);
     CREATE INDEX cache_hash ON cache(output_hash);
+    ALTER TABLE takes ADD COLUMN first INTEGER;
     """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -379,8 +380,16 @@ class Store:
         rows = self._query("SELECT path, take, note FROM takes")
         return {r[0]: r[1] for r in rows}, {r[0]: r[2] for r in rows if r[2]}
 
-    def consume_retry(self, marker: str, marker_hash: str, artifact: str, note: str) -> bool:
-        """Move an artifact to its next take, once per marker (path + content hash).
+    def batches(self) -> dict[str, int]:
+        """Per artifact path, the first take of its latest retry when that retry made several
+        (candidates): takes ``first`` to the newest are all built."""
+        rows = self._query("SELECT path, first FROM takes WHERE first IS NOT NULL"
+                           " AND first < take")
+        return {r[0]: r[1] for r in rows}
+
+    def consume_retry(self, marker: str, marker_hash: str, artifact: str, note: str,
+                      count: int = 1) -> bool:
+        """Move an artifact ``count`` takes on (candidates), once per marker (path + hash).
 
         Returns False when this marker was already consumed (a restart after the take was
         recorded but before the marker file was removed).
@@ -395,9 +404,10 @@ class Store:
             db.execute("INSERT INTO consumed_markers VALUES (?, ?, ?)",
                        (marker, marker_hash, self._clock()))
             db.execute(
-                "INSERT INTO takes VALUES (?, 1, ?) ON CONFLICT(path) DO UPDATE SET"
-                " take = take + 1, note = excluded.note",
-                (artifact, note),
+                "INSERT INTO takes (path, take, note, first) VALUES (?, ?, ?, 1)"
+                " ON CONFLICT(path) DO UPDATE SET first = take + 1,"
+                " take = take + excluded.take, note = excluded.note",
+                (artifact, count, note),
             )
         return True
 

@@ -110,6 +110,28 @@ def test_retry_keeps_take_0_and_pick_brings_it_back_with_no_job(preview: Path) -
     assert built_jobs(preview) == jobs and (preview / KEYFRAME).read_bytes() == take1
 
 
+def test_takes_3_gives_three_kept_takes_the_newest_live(preview: Path) -> None:
+    take0 = (preview / KEYFRAME).read_bytes()
+    jobs = built_jobs(preview)
+    assert main(["retry", str(preview), "scene", "1", "end", "--takes", "3"]) == 0
+    run(preview)
+    takes = {n: (preview / f"scene-01/takes/keyframe-end.take-{n}.png").read_bytes()
+             for n in range(4)}
+    assert takes[0] == take0 and len(set(takes.values())) == 4  # four seeds, four images
+    assert (preview / KEYFRAME).read_bytes() == takes[3]
+    assert not (preview / "scene-01/keyframe-end.retry").exists()
+    made = built_jobs(preview) - jobs
+    assert main(["pick", str(preview), "scene", "1", "end", "2"]) == 0
+    run(preview)
+    assert (preview / KEYFRAME).read_bytes() == takes[2]
+    # Picking a candidate cost no image job (only the video built from it is new).
+    with sqlite3.connect(preview / ".keyframed" / "state.db") as db:
+        keyframe_jobs = db.execute(
+            "SELECT COUNT(*) FROM jobs WHERE path=? AND backend != 'cache'", (KEYFRAME,)
+        ).fetchone()[0]
+    assert keyframe_jobs == 2 and made >= 3
+
+
 def test_a_pick_of_a_take_never_made_is_an_error_naming_the_file(
         preview: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (preview / "scene-01/keyframe-end.pick").write_text("7\n", encoding="utf-8")
@@ -159,11 +181,10 @@ def test_the_cache_bound_evicts_least_recently_used_never_live(
 
 
 @pytest.fixture
-def comfy(tmp_path: Path) -> Iterator[tuple[Path, FakeComfy]]:
-    with FakeComfy() as server:
-        root = comfy_project(tmp_path / "samurai", [server])
-        run(root)
-        yield root, server
+def comfy(tmp_path: Path, fake_comfy: FakeComfy) -> Iterator[tuple[Path, FakeComfy]]:
+    root = comfy_project(tmp_path / "samurai", [fake_comfy])
+    run(root)
+    yield root, fake_comfy
 
 
 def test_comfy_edit_and_revert_after_restarts_submit_nothing(
@@ -177,11 +198,10 @@ def test_comfy_edit_and_revert_after_restarts_submit_nothing(
     assert sent > 0
     edit(root, "- expression: furious, shouting", END)
     server.restart(clear_uploads=True)
-    uploads = len(server.records.uploads) if hasattr(server.records, "uploads") else None
+    uploads = len(server.records.uploads)
     run(root)
     assert len(submitted_artifacts(server)) == sent  # no prompt, after a restart
-    if uploads is not None:
-        assert len(server.records.uploads) == uploads  # and no upload
+    assert len(server.records.uploads) == uploads  # and no upload
     after = outputs(root)
     assert {k: after[k] for k in before} == before
 
