@@ -231,7 +231,8 @@ def heal_pending(root: Path, store: Store) -> int:
         except OSError:
             on_disk = None
         if on_disk == record.output_hash:
-            store.finish_write(record, backend, None)
+            # The blob was kept before the intent was recorded: name it in the cache too.
+            store.finish_write(record, backend, None, size=path.stat().st_size)
             healed += 1
         else:
             store.drop_write(record.path)

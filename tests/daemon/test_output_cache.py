@@ -219,3 +219,37 @@ def test_comfy_retry_then_pick_take_0_submits_nothing(comfy: tuple[Path, FakeCom
     run(root)
     assert len(submitted_artifacts(server)) == sent
     assert (root / KEYFRAME).read_bytes() == take0
+
+
+def test_a_schema_1_database_is_migrated_keeping_its_takes(tmp_path: Path) -> None:
+    from keyframed.daemon.store import MIGRATIONS, Store
+    path = tmp_path / ".keyframed" / "state.db"
+    path.parent.mkdir()
+    with sqlite3.connect(path) as db:
+        db.executescript(MIGRATIONS[0])
+        db.execute("INSERT INTO takes VALUES ('scene-01/keyframe-end.png', 2, 'note')")
+        db.execute("PRAGMA user_version=1")
+    store = Store.for_project(tmp_path)
+    try:
+        assert store.takes() == ({"scene-01/keyframe-end.png": 2},
+                                 {"scene-01/keyframe-end.png": "note"})
+        assert store.batches() == {} and store.cache_entries() == {}
+        assert store._query("PRAGMA user_version")[0][0] == len(MIGRATIONS)
+    finally:
+        store.close()
+
+
+def test_a_crash_after_the_rename_is_healed_into_the_cache(preview: Path) -> None:
+    """The blob is kept before the intent; a crash before the confirmation loses nothing."""
+    from keyframed.daemon.outputs import heal_pending
+    from keyframed.daemon.store import Store
+    store = Store.for_project(preview)
+    try:
+        record = store.record(KEYFRAME)
+        assert record is not None
+        store.cache_drop([record.fingerprint])  # as if the confirming transaction never ran
+        store.intend_write(record, "preview")
+        assert heal_pending(preview, store) == 1
+        assert record.fingerprint in store.cache_entries()
+    finally:
+        store.close()
