@@ -60,6 +60,7 @@ class Snapshot:
     # The .pick files read (rewritten in place they change no folder; the quiet check
     # watches them).
     picks: frozenset[str] = frozenset()
+    picked: dict[str, int] = field(default_factory=dict)  # artifact path -> its picked take
 
     @property
     def ok(self) -> bool:
@@ -309,6 +310,7 @@ def take_snapshot(
     snap.hashes = hashes
     snap.approvals = approvals
     snap.picks = _pick_files(picks, artifacts)
+    snap.picked = picks
     snap.items = make_plan(artifacts, store.records(), hashes, template_hashes, approvals,
                            asset_paths, memo)
     cached = store.cache_entries()

@@ -15,6 +15,7 @@ import pytest
 
 from keyframed.cli.main import main
 from keyframed.daemon.outputs import blob_path
+from tests.cli.test_example_preview import tiles_after_one_pass
 from tests.comfy_project import comfy_project, submitted_artifacts
 from tests.fakecomfy.server import FakeComfy
 from tests.planning import copy_sample
@@ -121,6 +122,9 @@ def test_takes_3_gives_three_kept_takes_the_newest_live(preview: Path) -> None:
     assert (preview / KEYFRAME).read_bytes() == takes[3]
     assert not (preview / "scene-01/keyframe-end.retry").exists()
     made = built_jobs(preview) - jobs
+    # The contact sheet shows the candidates side by side with their numbers.
+    captions = [t.caption for t in tiles_after_one_pass(preview, 1)]
+    assert {"keyframe-end take 1", "keyframe-end take 2", "keyframe-end take 3"} <= set(captions)
     assert main(["pick", str(preview), "scene", "1", "end", "2"]) == 0
     run(preview)
     assert (preview / KEYFRAME).read_bytes() == takes[2]
@@ -130,6 +134,10 @@ def test_takes_3_gives_three_kept_takes_the_newest_live(preview: Path) -> None:
             "SELECT COUNT(*) FROM jobs WHERE path=? AND backend != 'cache'", (KEYFRAME,)
         ).fetchone()[0]
     assert keyframe_jobs == 2 and made >= 3
+    # Once one is picked, the sheet shows it marked (the candidates stay under takes/).
+    captions = [t.caption for t in tiles_after_one_pass(preview, 1)]
+    assert "keyframe-end take 2 picked" in captions
+    assert not any(c.startswith("keyframe-end take 1") for c in captions)
 
 
 def test_a_pick_of_a_take_never_made_is_an_error_naming_the_file(
