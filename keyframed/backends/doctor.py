@@ -19,6 +19,7 @@ from typing import Any
 from keyframed.backends.comfy.client import ComfyClient
 from keyframed.backends.comfy.info import ServerInfo
 from keyframed.backends.comfy.retry import RetryPolicy
+from keyframed.backends.native import token_for
 from keyframed.backends.requirements import bound_prompt, model_pairs
 from keyframed.errors import ComfyError, TemplateError
 from keyframed.handlers.probe import template_recipes
@@ -113,11 +114,11 @@ def check_backend(
 ) -> Report:
     """Run every check against one configured backend."""
     report = Report(f"backend {config.name}: {config.kind}"
-                    + (f" at {config.url}" if config.kind == "comfyui" else ""))
+                    + (f" at {config.shown_url}" if config.kind == "comfyui" else ""))
     if config.kind == "preview":
         report.info("the built-in Pillow preview renderer: no server, nothing to check")
         return report
-    info = _preflight(config, env, report, config_file)
+    info = _preflight(config, settings, env, report, config_file)
     if info is None:
         return report
     report.ok(f"reachable: ComfyUI {info.version or '(version not reported)'}")
@@ -129,9 +130,10 @@ def check_backend(
     return report
 
 
-def _preflight(config: BackendSettings, env: Mapping[str, str], report: Report,
+def _preflight(config: BackendSettings, settings: Settings, env: Mapping[str, str],
+               report: Report,
                config_file: str) -> ServerInfo | None:
-    token = env.get(config.token_env) or None
+    token = token_for(settings, config, env)
     client = ComfyClient(config.url, name=config.name, token=token, websocket=False,
                          retry=QUICK)
     try:
@@ -140,8 +142,8 @@ def _preflight(config: BackendSettings, env: Mapping[str, str], report: Report,
         fix = (f"start ComfyUI there (for example `python main.py --listen 127.0.0.1 --port "
                f"8188`), or correct `url` of backend '{config.name}' under [[backends]] in "
                f"{config_file}")
-        report.fail("FAIL", f"cannot reach ComfyUI at {config.url}: {exc}",
-                    Problem(config.name, f"ComfyUI at {config.url} cannot be reached: {exc}",
+        report.fail("FAIL", f"cannot reach ComfyUI at {config.shown_url}: {exc}",
+                    Problem(config.name, f"ComfyUI at {config.shown_url} cannot be reached: {exc}",
                             fix))
         return None
     finally:
