@@ -261,3 +261,16 @@ def test_a_crash_after_the_rename_is_healed_into_the_cache(preview: Path) -> Non
         assert record.fingerprint in store.cache_entries()
     finally:
         store.close()
+
+
+def test_the_configured_bound_evicts_on_its_own(preview: Path) -> None:
+    import hashlib
+    toml = preview / "keyframed.toml"
+    toml.write_text(toml.read_text(encoding="utf-8").replace(
+        "[[backends]]", "[cache]\nmax_mb = 0\n\n[[backends]]"), encoding="utf-8")
+    old = hashlib.sha256((preview / KEYFRAME).read_bytes()).hexdigest()
+    edit(preview, END, "- expression: furious, shouting")
+    run(preview)
+    new = hashlib.sha256((preview / KEYFRAME).read_bytes()).hexdigest()
+    assert not (preview / blob_path(old)).exists()  # no longer live: evicted
+    assert (preview / blob_path(new)).is_file()  # live: kept
