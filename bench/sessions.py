@@ -70,6 +70,13 @@ def _expression(number: int, value: str) -> Step:
     return step
 
 
+def _description(type_: str, name: str, text: str) -> Step:
+    def step(root: Path, spec: ProjectSpec, takes: dict[str, int], notes: dict[str, str]) -> None:
+        spec.asset(type_, name).description = text
+        gen.write_assets(root, spec)
+    return step
+
+
 def _retry(folder: str, name: str, target: str) -> Step:
     def step(root: Path, spec: ProjectSpec, takes: dict[str, int], notes: dict[str, str]) -> None:
         (root / folder / f"{name}.retry").write_text("", encoding="utf-8")
@@ -96,7 +103,18 @@ def sessions(spec: ProjectSpec) -> list[Session]:
         return []
     n, folder, old = first.number, first.folder, first.end.expression or ""
     kf = f"{folder}/keyframe-start.png"
+    generated = sorted(a.name for a in spec.assets.get("backgrounds", {}).values()
+                       if not a.image)
+    found = [s for s in spec.scenes if s.background in generated]
+    wide: list[Session] = []
+    if found and found[0].background is not None:
+        bg = found[0].background
+        was = spec.asset("backgrounds", bg).description
+        wide.append(Session("generated background described anew, then back", [
+            ("edit", _description("backgrounds", bg, "A stormy harbour at night")),
+            ("undo", _description("backgrounds", bg, was))]))
     return [
+        *wide,
         Session("undo (edit, then back)", [("edit", _expression(n, "wide-eyed")),
                                           ("undo", _expression(n, old))]),
         Session("A/B flip-flop x2", [("B", _expression(n, "laughing")),
