@@ -229,6 +229,21 @@ class RunSettings(_Frozen):
     backend_start_wait_s: float = Field(default=10.0, ge=0, le=3600)
 
 
+class CacheSettings(_Frozen):
+    """[cache]: the output cache under .keyframed/cache/ (every build kept, LRU-bounded)."""
+
+    max_mb: int = Field(default=2048, ge=0)
+
+
+class TakesSettings(_Frozen):
+    """[takes]: how many takes (candidates, consecutive seeds) one retry makes, per kind."""
+
+    asset: int = Field(default=1, ge=1, le=16)
+    layer: int = Field(default=1, ge=1, le=16)
+    keyframe: int = Field(default=1, ge=1, le=16)
+    video: int = Field(default=1, ge=1, le=16)
+
+
 class Settings(_Frozen):
     """Everything configurable, validated once at load."""
 
@@ -241,6 +256,8 @@ class Settings(_Frozen):
     prompts: PromptSettings = PromptSettings()
     watch: WatchSettings = WatchSettings()
     run: RunSettings = RunSettings()
+    cache: CacheSettings = CacheSettings()
+    takes: TakesSettings = TakesSettings()
     backends: tuple[BackendSettings, ...] = (BackendSettings(name="local"),)
     # Servers (scheme://host:port) that the user's own configuration names: only these are
     # sent a token from the environment. Filled by the loader, never read from a file.

@@ -1,4 +1,4 @@
-"""``keyframed approve`` and ``keyframed retry``: write the same markers a person would drop."""
+"""``keyframed approve``, ``retry`` and ``pick``: write the same markers a person would drop."""
 
 from __future__ import annotations
 
@@ -29,13 +29,22 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     r.add_argument("scene", help="scene number (scene), or the asset's name (asset)")
     r.add_argument("target", choices=RETRY_TARGETS, nargs="?", help="which artifact (scene)")
     r.add_argument("--note", default="", help="added to the prompt of the new take")
+    r.add_argument("--takes", type=int, default=None, metavar="N",
+                   help="make N takes at once (consecutive seeds), all kept; default: [takes]")
     r.set_defaults(func=retry)
+    p = sub.add_parser("pick", help="choose which take of an artifact is the live file")
+    p.add_argument("dir", type=Path, help="project folder")
+    p.add_argument("what", choices=("scene",), help="scene")
+    p.add_argument("scene", type=int, help="scene number")
+    p.add_argument("target", choices=RETRY_TARGETS, help="which artifact")
+    p.add_argument("take", type=int, help="the take number (scene-XX/takes/<name>.take-N.*)")
+    p.set_defaults(func=pick)
 
 
-def marker_for_retry(scene: int, target: str) -> str:
-    """``scene-XX/keyframe-start.retry`` and friends."""
+def marker_for_retry(scene: int, target: str, suffix: str = ".retry") -> str:
+    """``scene-XX/keyframe-start.retry`` and friends (``.pick`` with that suffix)."""
     name = f"keyframe-{target}" if target in ("start", "end") else target
-    return f"scene-{scene:02d}/{name}.retry"
+    return f"scene-{scene:02d}/{name}{suffix}"
 
 
 def _write(root: Path, rel: str, text: str) -> int:
@@ -78,7 +87,12 @@ def retry(args: argparse.Namespace) -> int:
         print("keyframed: retry DIR scene N TARGET needs a scene number and a target "
               f"({', '.join(RETRY_TARGETS)})", file=sys.stderr)
         return 2
-    return _write(args.dir, marker_for_retry(int(args.scene), args.target), args.note)
+    if args.takes is not None and not 1 <= args.takes <= 16:
+        print("keyframed: --takes is 1 to 16", file=sys.stderr)
+        return 2
+    # --takes N: a first line ``takes: N`` (a person may write that line too).
+    head = f"takes: {args.takes}\n" if args.takes is not None else ""
+    return _write(args.dir, marker_for_retry(int(args.scene), args.target), head + args.note)
 
 
 def retry_asset(root: Path, name: str) -> int:
@@ -109,3 +123,12 @@ def retry_asset(root: Path, name: str) -> int:
         store.close()
     print(f"{match[0]} will be generated again on the next pass")
     return 0
+
+
+def pick(args: argparse.Namespace) -> int:
+    """Write ``scene-XX/<name>.pick`` holding the take number; the daemon makes that take the
+    live file (from the output cache, with no job) and checks the take was made."""
+    if args.take < 0:
+        print("keyframed: a take number is 0 or more", file=sys.stderr)
+        return 2
+    return _write(args.dir, marker_for_retry(args.scene, args.target, ".pick"), f"{args.take}\n")

@@ -31,7 +31,7 @@ from typing import Any
 
 from keyframed.daemon.snapshot import Snapshot, take_snapshot
 from keyframed.daemon.status import artifact_reasons, artifact_state, state_counts
-from keyframed.daemon.store import Job, JobStore, Store
+from keyframed.daemon.store import CACHE_BACKEND, Job, JobStore, Store
 from keyframed.errors import ConfigError, StoreError
 from keyframed.handlers.verdict import PlanItem
 from keyframed.inputs.config import load_settings
@@ -48,9 +48,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=run)
 
 
+RESTORED = "restored: cache"
+
+
 def item_json(order: int, item: PlanItem, backend: str,
-              job: Job | None = None) -> dict[str, Any]:
-    """The stable JSON form of one plan item (its state refined by its last job)."""
+              job: Job | None = None, restorable: bool = False) -> dict[str, Any]:
+    """The stable JSON form of one plan item (its state refined by its last job); one the
+    output cache holds says so (its backend is ``cache``: it is restored with no job)."""
     art = item.artifact
     return {
         "order": order,
@@ -59,8 +63,8 @@ def item_json(order: int, item: PlanItem, backend: str,
         "kind": art.kind,
         "step": art.recipe.step,
         "state": artifact_state(item, job),
-        "reasons": artifact_reasons(item, job),
-        "backend": backend,
+        "reasons": artifact_reasons(item, job) + ([RESTORED] if restorable else []),
+        "backend": CACHE_BACKEND if restorable else backend,
         "deps": art.deps,
         "gate": art.gate,
         "recipe": art.recipe.model_dump(mode="json"),
@@ -80,7 +84,7 @@ def plan_document(snap: Snapshot, include_fresh: bool,
         "ok": snap.ok,
         "errors": [d.as_dict() for d in snap.diagnostics],
         "counts": state_counts(snap.items, jobs),
-        "artifacts": [item_json(n, item, backend, jobs.get(item.path))
+        "artifacts": [item_json(n, item, backend, jobs.get(item.path), item.path in snap.restorable)
                       for n, item in enumerate(listed, 1)],
     }
 

@@ -40,12 +40,14 @@ from keyframed.daemon.outputs import (
     commit_output,
     heal_pending,
     output_obstacle,
+    prune_cache,
+    read_blob,
     sweep_temp,
 )
 from keyframed.daemon.quiet import Signature, Watched, signature, watched
 from keyframed.daemon.snapshot import Snapshot, take_snapshot
 from keyframed.daemon.status import StatusWriter, artifact_state
-from keyframed.daemon.store import Job, JobStore, Store
+from keyframed.daemon.store import CACHE_BACKEND, Job, JobStore, Store
 from keyframed.errors import (
     ComfyExecutionError,
     ComfyPermanentError,
@@ -311,11 +313,13 @@ class Reconciler:
         self.last_good = snap
         self._ensure_backends(snap)
         self._copies(snap, result)
-        self._sync_jobs(snap, result)
+        restored = self._restores(snap, result)
+        self._sync_jobs(snap, result, restored)
         self._dispatch(snap, result)
         if result.written:
             # What was just written changes what is stale downstream: look again at once.
             self.wake.set()
+            self._evict()
         self.status.write(snap, None)
         latest = self.jobs.latest()
         noted = self.sheets.notes
@@ -416,17 +420,63 @@ class Reconciler:
                 continue
             result.written.append(item.path)
 
+    def _restores(self, snap: Snapshot, result: PassResult) -> set[str]:
+        """Restore from the output cache every stale artifact whose exact recipe was built
+        before (undo, A/B flip-flops, picks): a local write like a copy, no job, no upload.
+
+        A damaged entry (missing bytes, or bytes that no longer match their hash) is dropped,
+        and the artifact is left to :meth:`_sync_jobs`, which builds it normally. Returns the
+        paths restored, which get no job this pass.
+        """
+        entries = self.store.cache_entries()
+        wanted = self._wanted(snap)
+        done: set[str] = set()
+        damaged: list[str] = []
+        for item in snap.items:
+            fp = item.status.fingerprint
+            entry = entries.get(fp or "") if item.state == "stale" else None
+            if entry is None or item.artifact.recipe.step == "copy" or (
+                    wanted is not None and item.path not in wanted):
+                continue
+            data = read_blob(self.root, entry)
+            if data is None:
+                damaged.append(entry.fingerprint)
+                log.warning("cache_entry_damaged", artifact=item.path, fingerprint=fp)
+                continue
+            try:
+                commit_output(self.root, self.store, item, data, backend=CACHE_BACKEND,
+                              restored=True)
+            except (UserFileError, OutputError) as exc:
+                log.warning("restore_failed", artifact=item.path, error=str(exc))
+                continue
+            st = (self.root / item.path).stat()
+            self.own_writes[item.path] = (st.st_size, st.st_mtime_ns)
+            done.add(item.path)
+            result.written.append(item.path)
+            log.info("artifact_restored", artifact=item.path, scene=item.artifact.scene,
+                     take=item.artifact.recipe.take)
+        if damaged:
+            self.store.cache_drop(damaged)
+        return done
+
+    def _evict(self) -> None:
+        """Keep the output cache within its configured bound (least recently used first)."""
+        gone = prune_cache(self.root, self.store, self.settings.cache.max_mb * 1024 * 1024)
+        if gone:
+            log.info("cache_evicted", entries=len(gone))
+
     def _wanted(self, snap: Snapshot) -> set[str] | None:
         """The target artifacts and everything they are made from, or None for all."""
         if self.targets is None:
             return None
         return {a.path for a in closure(snap.artifacts, self.targets)}
 
-    def _sync_jobs(self, snap: Snapshot, result: PassResult) -> None:
+    def _sync_jobs(self, snap: Snapshot, result: PassResult,
+                   restored: set[str] | frozenset[str] = frozenset()) -> None:
         wanted = self._wanted(snap)
         ready = {i.path: i for i in snap.items
                  if i.state == "stale" and i.artifact.recipe.step != "copy"
-                 and (wanted is None or i.path in wanted)}
+                 and i.path not in restored and (wanted is None or i.path in wanted)}
         live = {j.path: j for j in self.jobs.live()}
         for path, job in live.items():
             item = ready.get(path)

@@ -21,7 +21,7 @@ import structlog
 
 from keyframed import __version__
 from keyframed.daemon.snapshot import Snapshot
-from keyframed.daemon.store import Job
+from keyframed.daemon.store import CACHE_BACKEND, Job
 from keyframed.errors import Diagnostic
 from keyframed.fsio import write_inside
 from keyframed.handlers.verdict import PlanItem
@@ -135,6 +135,8 @@ def artifact_entry(item: PlanItem, job: Job | None,
         "updated_at": job.updated_at if current and job else None,
         "attempts": job.attempts if current and job else 0,
         "error": job.error if current and job and job.state == "failed" else None,
+        # Written from the output cache (no job ran): undo, flip-flop or pick.
+        "restored": bool(current and job and job.backend == CACHE_BACKEND),
         **({"note": note} if note else {}),
     }
 

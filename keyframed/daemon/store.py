@@ -70,12 +70,39 @@ MIGRATIONS: tuple[str, ...] = (
         template TEXT NOT NULL, backend TEXT NOT NULL, mean_s REAL NOT NULL,
         runs INTEGER NOT NULL, PRIMARY KEY (template, backend));
     """,
+    # 3: the output cache (issue 13): every build kept, keyed by the fingerprint that made it.
+    # A row is added only in the transaction that confirms the write, after its blob was
+    # written and fsynced, so a crash never leaves a row whose blob is half-written.
+    """
+    CREATE TABLE cache (
+        fingerprint TEXT PRIMARY KEY, path TEXT NOT NULL, take INTEGER NOT NULL,
+        output_hash TEXT NOT NULL, size INTEGER NOT NULL, backend TEXT,
+        built_at REAL NOT NULL, used_at REAL NOT NULL);
+    CREATE INDEX cache_used ON cache(used_at);
+    CREATE INDEX cache_hash ON cache(output_hash);
+    ALTER TABLE takes ADD COLUMN first INTEGER;
+    """,
 )
 # Each new duration moves the mean by this share (a server that got faster shows soon).
 DURATION_WEIGHT = 0.3
 SCHEMA_VERSION = len(MIGRATIONS)
 LIVE_STATES = ("ready", "submitted", "running")
 _RECORD_COLUMNS = "path, fingerprint, output_hash, components, take"
+# The backend name a restore from the output cache is recorded under (jobs and artifacts).
+CACHE_BACKEND = "cache"
+
+
+@dataclass(frozen=True)
+class CacheEntry:
+    """One kept build: which artifact, which take, and the content hash of its bytes."""
+
+    fingerprint: str
+    path: str
+    take: int
+    output_hash: str
+    size: int
+    backend: str | None
+    used_at: float
 
 
 def _record(row: sqlite3.Row) -> Record:
@@ -323,8 +350,14 @@ class Store:
             for r in rows
         ]
 
-    def finish_write(self, record: Record, backend: str | None, job_id: int | None) -> None:
-        """Confirm a written output: record it, drop the intent, close the job."""
+    def finish_write(self, record: Record, backend: str | None, job_id: int | None,
+                     *, size: int | None = None, restored: bool = False) -> None:
+        """Confirm a written output: record it, drop the intent, close the job.
+
+        With ``size`` the build is also kept in the output cache (its blob is already on
+        disk). A ``restored`` write gets a finished job row under :data:`CACHE_BACKEND`, so
+        status and history show it like a build, in the same transaction.
+        """
         now = self._clock()
         with self.transaction() as db:
             self.record_built(record, backend, db)
@@ -334,6 +367,35 @@ class Store:
                     "UPDATE jobs SET state='done', progress=1, updated_at=? WHERE id=?",
                     (now, job_id),
                 )
+            if restored:
+                db.execute(
+                    "INSERT INTO jobs (path, fingerprint, take, state, backend, progress,"
+                    " created_at, updated_at) VALUES (?, ?, ?, 'done', ?, 1, ?, ?)",
+                    (record.path, record.fingerprint, record.take, CACHE_BACKEND, now, now))
+                db.execute("UPDATE cache SET used_at=? WHERE fingerprint=?",
+                           (now, record.fingerprint))
+            elif size is not None:
+                db.execute(
+                    "INSERT OR REPLACE INTO cache VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (record.fingerprint, record.path, record.take, record.output_hash, size,
+                     backend, now, now))
+
+    # -- output cache --------------------------------------------------------------------------
+
+    def cache_entries(self) -> dict[str, CacheEntry]:
+        """Every kept build by fingerprint."""
+        rows = self._query("SELECT fingerprint, path, take, output_hash, size, backend, used_at"
+                           " FROM cache")
+        return {r[0]: CacheEntry(*r) for r in rows}
+
+    def cache_drop(self, fingerprints: list[str]) -> None:
+        """Forget kept builds (damaged, or evicted)."""
+        with self.transaction() as db:
+            db.executemany("DELETE FROM cache WHERE fingerprint=?", [(f,) for f in fingerprints])
+
+    def cache_hashes_in_use(self) -> set[str]:
+        """Content hashes still named by a cache row."""
+        return {str(r[0]) for r in self._query("SELECT DISTINCT output_hash FROM cache")}
 
     def drop_write(self, path: str) -> None:
         """Forget an announced write that never happened."""
@@ -393,8 +455,16 @@ class Store:
         rows = self._query("SELECT path, take, note FROM takes")
         return {r[0]: r[1] for r in rows}, {r[0]: r[2] for r in rows if r[2]}
 
-    def consume_retry(self, marker: str, marker_hash: str, artifact: str, note: str) -> bool:
-        """Move an artifact to its next take, once per marker (path + content hash).
+    def batches(self) -> dict[str, int]:
+        """Per artifact path, the first take of its latest retry when that retry made several
+        (candidates): takes ``first`` to the newest are all built."""
+        rows = self._query("SELECT path, first FROM takes WHERE first IS NOT NULL"
+                           " AND first < take")
+        return {r[0]: r[1] for r in rows}
+
+    def consume_retry(self, marker: str, marker_hash: str, artifact: str, note: str,
+                      count: int = 1) -> bool:
+        """Move an artifact ``count`` takes on (candidates), once per marker (path + hash).
 
         Returns False when this marker was already consumed (a restart after the take was
         recorded but before the marker file was removed).
@@ -409,9 +479,10 @@ class Store:
             db.execute("INSERT INTO consumed_markers VALUES (?, ?, ?)",
                        (marker, marker_hash, self._clock()))
             db.execute(
-                "INSERT INTO takes VALUES (?, 1, ?) ON CONFLICT(path) DO UPDATE SET"
-                " take = take + 1, note = excluded.note",
-                (artifact, note),
+                "INSERT INTO takes (path, take, note, first) VALUES (?, ?, ?, 1)"
+                " ON CONFLICT(path) DO UPDATE SET first = take + 1,"
+                " take = take + excluded.take, note = excluded.note",
+                (artifact, count, note),
             )
         return True
 

@@ -101,6 +101,18 @@ def _caption(item: PlanItem) -> str:
     return f"{name} (take {item.artifact.recipe.take})" if item.artifact.recipe.take else name
 
 
+def take_caption(snap: Snapshot, item: PlanItem) -> str:
+    """A tile's caption once an artifact has several takes (issue 13): the take number on
+    each, and ``picked`` on the live one that a ``.pick`` file chose. The other candidates of
+    a ``--takes N`` retry are tiles of their own (their ``takes/`` paths), so a scene's sheet
+    shows the takes of each artifact side by side."""
+    take = item.artifact.recipe.take
+    base = item.artifact.name.split(".take-", 1)[0]
+    if snap.picked.get(item.path) == take:
+        return f"{base} take {take} picked"
+    return f"{base} take {take}" if take or ".take-" in item.path else _caption(item)
+
+
 def _approved(snap: Snapshot, item: PlanItem) -> bool:
     art = item.artifact
     if art.kind != "keyframe" or art.scene is None:
@@ -121,8 +133,8 @@ def scene_tiles(snap: Snapshot, scene: int, state_of: StateOf,
     return [
         # A path with no hash is missing, or leads outside the project: nothing to draw.
         contact.Tile(path=snap.root / i.path if snap.hashes.get(i.path) else None,
-                     caption=_caption(i), state=state_of(i), approved=_approved(snap, i),
-                     digest=snap.hashes.get(i.path))
+                     caption=take_caption(snap, i), state=state_of(i),
+                     approved=_approved(snap, i), digest=snap.hashes.get(i.path))
         for i in items
     ]
 
