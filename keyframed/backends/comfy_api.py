@@ -148,6 +148,7 @@ class ComfyApiBackend:
         self._jobs: dict[str, Any] = {}  # job key -> SDK job handle, for cancellation
         self._cancelled: set[str] = set()
         self._lock = threading.Lock()
+        self._upload_lock = threading.Lock()
         self.last_error = ""
         self.failures = 0
 
@@ -177,12 +178,13 @@ class ComfyApiBackend:
     def _asset(self, path: Path) -> Any:
         """The SDK asset of an input file, uploaded (or found by hash) once per process."""
         digest = sha256_file(path)
-        with self._lock:
+        # Held across the upload: two workers needing one new image must not both send it
+        # (each would find the hash absent and upload).
+        with self._upload_lock:
             asset = self._assets.get(digest)
-        if asset is None:
-            asset = self.client.assets.from_file(path)
-            asset.commit()  # HEAD by blake3 first: bytes the surface has are not sent again
-            with self._lock:
+            if asset is None:
+                asset = self.client.assets.from_file(path)
+                asset.commit()  # HEAD by blake3 first: bytes the surface has are not resent
                 self._assets[digest] = asset
         return asset
 
