@@ -70,12 +70,13 @@ class ApiProxy:
         self.proc = None
 
 
-def v2_project(dest: Path, url: str, *, max_in_flight: int = 2, extra: str = "") -> Path:
+def v2_project(dest: Path, url: str, *, max_in_flight: int = 2, extra: str = "",
+               retry_max_s: float = 0.2) -> Path:
     """A copy of the sample whose only backend is a ``comfy-api`` surface at ``url``."""
     root = copy_sample(dest)
     lines = ['approval = "auto"', "[image]", "width = 128", "height = 72",
              "[video]", "width = 128", "height = 80",
-             "[run]", "retry_initial_s = 0.05", "retry_max_s = 0.2", "max_attempts = 6",
+             "[run]", "retry_initial_s = 0.05", f"retry_max_s = {retry_max_s}", "max_attempts = 8",
              "[[backends]]", 'name = "cloud"', 'kind = "comfy-api"', f'url = "{url}"',
              f"max_in_flight = {max_in_flight}", "timeout_s = 60", extra]
     (root / "keyframed.toml").write_text("\n".join(lines) + "\n", encoding="utf-8")
