@@ -13,8 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from keyframed.backends.doctor import check_backend
 from keyframed.daemon.store import DB_NAME, STATE_DIR
-from tests.backends.apiproxy import ApiProxy, run_cli, v2_project
+from keyframed.inputs.config import load_settings
+from tests.backends.apiproxy import ApiProxy, free_port, run_cli, v2_project
 from tests.comfy_project import submitted_artifacts
 from tests.fakecomfy.fixtures import FakeComfyFactory
 from tests.fakecomfy.server import FakeComfy
@@ -50,3 +52,18 @@ def test_the_sample_builds_fresh_through_the_v2_surface(
     again = run_cli(root, "run", str(root))
     assert again.returncode == 0, again.stdout + again.stderr
     assert submitted_artifacts(comfy) == made, "a fresh project submitted again"
+
+
+def test_doctor_says_what_it_verified_on_a_v2_surface_and_what_not(
+        surface: tuple[FakeComfy, ApiProxy], tmp_path: Path) -> None:
+    _, proxy = surface
+    root = v2_project(tmp_path / "p", proxy.url)
+    settings = load_settings(root)
+    report = check_backend(settings.backends[0], settings, root, {}, "keyframed.toml")
+    text = "\n".join(line for _, line in report.lines)
+    assert not report.problems, text
+    assert "reachable: Comfy API v2" in text and "not verifiable on a v2 surface" in text
+    dead = v2_project(tmp_path / "q", f"http://127.0.0.1:{free_port()}")
+    settings = load_settings(dead)
+    report = check_backend(settings.backends[0], settings, dead, {}, "keyframed.toml")
+    assert [p.where for p in report.problems] == ["cloud"]
