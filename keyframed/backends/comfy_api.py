@@ -322,7 +322,7 @@ class ComfyApiBackend:
     def health(self) -> dict[str, Any]:
         """For status.json: the URL, never the key."""
         return {"name": self.name, "kind": self.kind, "up": self.failures == 0,
-                "url": self.config.url, "version": None,
+                "url": self.config.shown_url, "version": None,
                 "error": self.last_error if self.failures else "", "retry_at": None}
 
     def close(self) -> None:

@@ -11,14 +11,16 @@ message that starts with :data:`BLOCKED` and says what is in the way (:func:`out
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import shutil
 import stat
+from contextlib import suppress
 from pathlib import Path
 
 from keyframed.daemon.store import Store
-from keyframed.errors import OutputError
+from keyframed.errors import OutputError, SpaceError
 from keyframed.fsio import TEMP_PREFIX, UnsafePathError, sha256_file, write_inside
 from keyframed.handlers.verdict import PlanItem, Record
 
@@ -102,10 +104,18 @@ def commit_output(
         store.drop_write(item.path)
         raise OutputError(f"{BLOCKED}{exc}") from exc
     except OSError as exc:
-        store.drop_write(item.path)
+        with suppress(SpaceError):  # the intent is dropped at the next start if not now
+            store.drop_write(item.path)
+        if exc.errno in NO_SPACE:
+            raise SpaceError(f"{root}: the disk is full ({exc.strerror}) writing {item.path}; "
+                             "free some space there: keyframed writes it once it can") from exc
         raise OutputError(f"cannot write {item.path}: {exc.strerror or exc}") from exc
     store.finish_write(record, backend, job_id)
     return digest
+
+
+# errno values that mean "the disk is full" (space, inodes or quota): wait, do not fail.
+NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 
 def sweep_temp(root: Path) -> int:

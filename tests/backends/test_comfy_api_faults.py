@@ -56,7 +56,7 @@ def test_429_5xx_and_cut_streams_end_fresh(chain: tuple[FakeComfy, ApiProxy, V2F
     root = v2_project(tmp_path / "p", faults.url)
     done = run_cli(root, "run", str(root))
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "19 artifacts: 19 fresh" in done.stdout, done.stdout
+    assert "19 artifacts: 18 done, 1 fresh" in done.stdout, done.stdout
     assert len(once_each(comfy)) == 18
     assert faults.hits["POST /api/v2/jobs"] >= 18 + 2  # the 429s were answered and waited out
     assert all(rule.n == 0 for rule in faults.rules), [(r.pattern, r.n) for r in faults.rules]
@@ -78,7 +78,7 @@ def test_a_proxy_restart_mid_run_ends_fresh(chain: tuple[FakeComfy, ApiProxy, V2
         thread.join(300)
     done = result["done"]
     assert getattr(done, "returncode", None) == 0, done
-    assert "19 artifacts: 19 fresh" in getattr(done, "stdout", "")
+    assert "19 artifacts: 18 done, 1 fresh" in getattr(done, "stdout", "")
     assert len(once_each(comfy)) == 18
 
 

@@ -20,7 +20,7 @@ from aiohttp import WSMsgType, web
 
 from .core import Core
 from .executor import now_ms
-from .faults import WRONG_SIZE, Drop, Hang, Respond, Trickle
+from .faults import WRONG_SIZE, Drop, Flood, Hang, Respond, Trickle
 from .files import inside, upload_name, view_path
 from .models import MODEL_FOLDERS
 from .records import AcceptedPrompt, UploadRecord
@@ -122,6 +122,8 @@ class Routes:
                 await asyncio.sleep(0.01)
         elif isinstance(action, Respond):
             return _canned(action)
+        elif isinstance(action, Flood):
+            return await self._flood(request, action.total)
         elif isinstance(action, Drop) and not action.after_handling:
             _reset_connection(request)
             return web.Response(status=500)
@@ -130,6 +132,23 @@ class Routes:
             _reset_connection(request)
         if isinstance(action, Trickle):
             return await self._trickle(request, response, action.interval)
+        return response
+
+    async def _flood(self, request: web.Request, total: int) -> web.StreamResponse:
+        """A JSON array of ``total`` bytes, chunked: a server gone mad, or a hostile one."""
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        chunk = memoryview(b"0," * (512 * 1024))
+        sent = 0
+        try:
+            await response.write(b"[")
+            while sent < total and not self.core.closing:
+                await response.write(chunk)
+                sent += len(chunk)
+            await response.write(b"0]")
+        except (ConnectionError, RuntimeError):
+            pass  # the client gave up, which is what a careful client does
         return response
 
     async def _trickle(
