@@ -152,13 +152,16 @@ class PromptSettings(_Frozen):
 
 
 class BackendSettings(_Frozen):
-    """One place jobs can run: a ComfyUI server or the built-in preview renderer."""
+    """One place jobs can run: a ComfyUI server, a Comfy API v2 surface (Comfy Cloud, a
+    serverless deployment, ``comfy-api-proxy``) or the built-in preview renderer."""
 
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
-    kind: Literal["comfyui", "preview"] = "comfyui"
+    kind: Literal["comfyui", "comfy-api", "preview"] = "comfyui"
     url: str = "http://127.0.0.1:8188"
     max_in_flight: int = Field(default=1, ge=1, le=64)
     token_env: str = "KEYFRAMED_COMFYUI_TOKEN"
+    # kind "comfy-api": the environment variable holding the API key (never in a file).
+    api_key_env: str = "COMFY_API_KEY"
     timeout_s: float = Field(default=1800.0, gt=0)
 
     @field_validator("url")

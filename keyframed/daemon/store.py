@@ -82,6 +82,12 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX cache_hash ON cache(output_hash);
     ALTER TABLE takes ADD COLUMN first INTEGER;
     """,
+    # 4: Comfy API v2 submissions (issue 15): a key is recorded before its job id is known.
+    """
+    CREATE TABLE v2_submissions (
+        backend TEXT NOT NULL, idem_key TEXT NOT NULL, job_id TEXT,
+        PRIMARY KEY (backend, idem_key));
+    """,
 )
 # Each new duration moves the mean by this share (a server that got faster shows soon).
 DURATION_WEIGHT = 0.3
@@ -502,6 +508,27 @@ class Store:
         """Forget a backend's uploads (it restarted with an empty input folder)."""
         with self.transaction() as db:
             db.execute("DELETE FROM uploads WHERE backend=?", (backend,))
+
+
+    # -- Comfy API v2 submissions ------------------------------------------------------------
+
+    def submission(self, backend: str, idem_key: str) -> tuple[bool, str | None]:
+        """Whether an idempotency key was ever sent by this project, and its job id if known."""
+        rows = self._query("SELECT job_id FROM v2_submissions WHERE backend=? AND idem_key=?",
+                           (backend, idem_key))
+        return (True, rows[0][0]) if rows else (False, None)
+
+    def intend_submission(self, backend: str, idem_key: str) -> None:
+        """Record a key before it is sent, so a crash before the answer is recorded is seen."""
+        with self.transaction() as db:
+            db.execute("INSERT OR IGNORE INTO v2_submissions VALUES (?, ?, NULL)",
+                       (backend, idem_key))
+
+    def note_submission(self, backend: str, idem_key: str, job_id: str) -> None:
+        """Record the job id a submission under this key created."""
+        with self.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO v2_submissions VALUES (?, ?, ?)",
+                       (backend, idem_key, job_id))
 
 
 class JobStore:

@@ -89,6 +89,7 @@ class Routes:
             ("GET", "/queue", self.get_queue),
             ("POST", "/queue", self.post_queue),
             ("POST", "/interrupt", self.post_interrupt),
+            ("POST", "/jobs/{prompt_id}/cancel", self.cancel_job),
             ("POST", "/free", self.post_free),
             ("GET", "/history", self.get_history),
             ("GET", "/history/{prompt_id}", self.get_history_item),
@@ -244,6 +245,13 @@ class Routes:
             body = {}
         prompt_id = body.get("prompt_id")
         self.core.executor.request_interrupt(prompt_id if prompt_id else None)
+        return _empty_ok()
+
+    async def cancel_job(self, request: web.Request) -> web.Response:
+        """Core jobs API cancel: delete the prompt if pending, interrupt it if it runs."""
+        prompt_id = request.match_info["prompt_id"]
+        self.core.queue.delete(prompt_id)
+        self.core.executor.request_interrupt(prompt_id)
         return _empty_ok()
 
     async def post_free(self, request: web.Request) -> web.Response:
