@@ -176,7 +176,9 @@ class World:
         folders and symlinks (a daemon output is a regular file holding its recorded bytes)."""
         records = rec.store.records()
         out = {}
-        for rel, state in tree(self.root, skip=lambda p: ".keyframed" in p.parts).items():
+        # takes/ holds keyframed's kept takes (issue 13): its own, like the outputs.
+        for rel, state in tree(self.root, skip=lambda p: ".keyframed" in p.parts
+                               or "takes" in p.parts).items():
             record = records.get(rel)
             if record is not None and state == record.output_hash:
                 continue
