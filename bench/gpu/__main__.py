@@ -22,6 +22,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -94,6 +95,16 @@ def _wait_up(url: str, proc: subprocess.Popen[bytes], deadline_s: float) -> None
     raise SystemExit(f"ComfyUI did not answer at {url} within {deadline_s:.0f} s")
 
 
+def _record(folder: str | None, url: str, history: dict[str, Any], **meta: Any) -> list[str]:
+    """Record transcripts into ``folder`` (:mod:`bench.gpu.record`); nothing when not asked."""
+    if folder is None:
+        return []
+    from bench.gpu import record
+
+    meta["date"] = time.strftime("%Y-%m-%d", time.gmtime())
+    return record.record(url, history, Path(folder), meta)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run everything; returns the exit status."""
     p = argparse.ArgumentParser(prog="python -m bench.gpu", description=__doc__.split("\n")[0])
@@ -109,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--video", default="128x80", help="video size WxH (multiples of 16)")
     p.add_argument("--fps", type=int, default=1, help="video fps: 5 s scenes → 4n+1 frames")
     p.add_argument("--timeout", type=float, default=3000.0)
+    p.add_argument("--record", default=None, metavar="DIR",
+                   help="also record sampling and cached runs as transcripts into DIR")
     a = p.parse_args(argv)
     tiny = a.device == "cpu" if a.tiny is None else a.tiny
     work = Path(a.work).resolve()
@@ -134,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     log_path = work / "comfyui.log"
     server_args = ["--listen", "127.0.0.1", "--port", str(a.port), "--base-directory", str(base),
                    "--front-end-root", str(work / "fe"), "--disable-auto-launch",
+                   # previews on, as in ComfyUI's desktop app: keyframed must take binary frames
+                   "--preview-method", "latent2rgb",
                    *(["--cpu"] if a.device == "cpu" else [])]
     with log_path.open("wb") as log:
         server = subprocess.Popen(
@@ -156,13 +171,14 @@ def main(argv: list[str] | None = None) -> int:
                                 "--timeout", str(a.timeout)], cwd=ROOT)
         rerun_s = time.perf_counter() - t2
         history = httpx.get(url + "/history", timeout=30).json()
+        recorded = _record(a.record, url, history, device=a.device, tiny=tiny)
     finally:
         server.terminate()
         server.wait(timeout=60)
     report = check.report(history, log_path.read_text(errors="replace"), base / "output",
                           run_s=run_s, run_rc=run.returncode, comfy_python=a.comfy_python)
     report.update(device=a.device, tiny=tiny, weights_s=round(weights_s, 1),
-                  rerun_s=round(rerun_s, 1), rerun_rc=rerun.returncode,
+                  rerun_s=round(rerun_s, 1), rerun_rc=rerun.returncode, recorded=recorded,
                   date=time.strftime("%Y-%m-%d", time.gmtime()))
     (work / "report.json").write_text(json.dumps(report, indent=1))
     print(check.table(report))
