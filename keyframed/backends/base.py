@@ -9,9 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from keyframed.handlers.recipe import Artifact
+
+if TYPE_CHECKING:
+    from keyframed.daemon.store import Store
+    from keyframed.settings import BackendSettings, Settings
 
 
 class Progress(Protocol):
@@ -56,3 +60,18 @@ class Backend(Protocol):
 
     def close(self) -> None:
         """Release connections."""
+
+
+class ServerBackend:
+    """What every server kind keeps: its configured name and limits, the project, its store."""
+
+    def __init__(self, config: BackendSettings, settings: Settings, root: Path, store: Store,
+                 project_id: str) -> None:
+        """Remember the backend's own config and the project it builds for."""
+        self.name = config.name
+        self.max_in_flight = config.max_in_flight
+        self.config = config
+        self.settings = settings
+        self.root = root
+        self.store = store
+        self.project_id = project_id

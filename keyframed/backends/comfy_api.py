@@ -50,7 +50,7 @@ from typing import Any
 import httpx
 import structlog
 
-from keyframed.backends.base import Progress
+from keyframed.backends.base import Progress, ServerBackend
 from keyframed.backends.comfy.prompt_ids import prompt_id_for
 from keyframed.backends.comfy.verify import verify_image, verify_video
 from keyframed.daemon.store import Store
@@ -127,7 +127,7 @@ def mapped(server: str, job: str = "") -> Iterator[None]:
                                   job=job) from exc
 
 
-class ComfyApiBackend:
+class ComfyApiBackend(ServerBackend):
     """One Comfy API v2 surface: asset dedup, idempotent submission, SSE progress, the poll."""
 
     kind = "comfy-api"
@@ -135,13 +135,7 @@ class ComfyApiBackend:
     def __init__(self, config: BackendSettings, settings: Settings, root: Path, store: Store,
                  project_id: str, env: Mapping[str, str] | None = None) -> None:
         env = os.environ if env is None else env
-        self.name = config.name
-        self.max_in_flight = config.max_in_flight
-        self.config = config
-        self.settings = settings
-        self.root = root
-        self.store = store
-        self.project_id = project_id
+        super().__init__(config, settings, root, store, project_id)
         key = (env.get(config.api_key_env) or "").strip() or None
         self.client = make_client(config.url, key, min(60.0, config.timeout_s))
         self._assets: dict[str, Any] = {}  # sha256 -> committed SDK asset handle

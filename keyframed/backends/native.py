@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import structlog
 
-from keyframed.backends.base import Progress
+from keyframed.backends.base import Progress, ServerBackend
 from keyframed.backends.comfy.client import DEFAULT_DEADLINE, ComfyClient
 from keyframed.backends.comfy.info import ServerInfo
 from keyframed.backends.comfy.prompt_ids import prompt_id_for
@@ -41,7 +41,7 @@ MODEL_FOLDER = {"unet": "diffusion_models", "unet_high": "diffusion_models",
                 "unet_low": "diffusion_models", "clip": "text_encoders", "vae": "vae"}
 
 
-class ComfyBackend:
+class ComfyBackend(ServerBackend):
     """One ComfyUI server: preflight, uploads, binding, idempotent submission, download."""
 
     kind = "comfyui"
@@ -50,13 +50,7 @@ class ComfyBackend:
                  project_id: str, env: Mapping[str, str] | None = None,
                  client: ComfyClient | None = None) -> None:
         env = os.environ if env is None else env
-        self.name = config.name
-        self.max_in_flight = config.max_in_flight
-        self.config = config
-        self.settings = settings
-        self.root = root
-        self.store = store
-        self.project_id = project_id
+        super().__init__(config, settings, root, store, project_id)
         run = settings.run
         self.client = client or ComfyClient(
             config.url, name=config.name, token=token_for(settings, config, env),

@@ -6,11 +6,10 @@ import argparse
 import sys
 from pathlib import Path
 
+from keyframed.cli.opening import open_project
 from keyframed.daemon.lock import ProjectLock
 from keyframed.daemon.outputs import CACHE_DIR, cache_size, prune_cache
-from keyframed.daemon.store import Store
-from keyframed.errors import ConfigError, KeyframedError, StoreError
-from keyframed.inputs.config import load_settings
+from keyframed.errors import KeyframedError
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -35,12 +34,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"keyframed: {root}: no keyframed state here (run `keyframed run {root}` first)",
               file=sys.stderr)
         return 1
-    try:
-        settings = load_settings(root)
-        store = Store.for_project(root)
-    except (ConfigError, StoreError) as exc:
-        print(f"keyframed: {exc}", file=sys.stderr)
+    opened = open_project(root)
+    if opened is None:
         return 1
+    settings, store = opened
     try:
         bound = (settings.cache.max_mb if args.max_mb is None else args.max_mb) * 1024 * 1024
         if args.action == "prune":

@@ -29,12 +29,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from keyframed.cli.opening import open_project
 from keyframed.daemon.snapshot import Snapshot, take_snapshot
 from keyframed.daemon.status import artifact_reasons, artifact_state, state_counts
-from keyframed.daemon.store import CACHE_BACKEND, Job, JobStore, Store
-from keyframed.errors import ConfigError, StoreError
+from keyframed.daemon.store import CACHE_BACKEND, Job, JobStore
 from keyframed.handlers.verdict import PlanItem
-from keyframed.inputs.config import load_settings
 
 FORMAT = 1
 
@@ -109,12 +108,10 @@ def run(args: argparse.Namespace) -> int:
     if not root.is_dir():
         print(f"keyframed: {root}: no such project folder", file=sys.stderr)
         return 1
-    try:
-        settings = load_settings(root)
-        store = Store.for_project(root)
-    except (ConfigError, StoreError) as exc:
-        print(f"keyframed: {exc}", file=sys.stderr)
+    opened = open_project(root)
+    if opened is None:
         return 1
+    settings, store = opened
     try:
         snap = take_snapshot(root, settings, store)
         jobs = JobStore(store).latest()
