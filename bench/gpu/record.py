@@ -116,6 +116,8 @@ def record(url: str, history: dict[str, Any], out: Path, meta: dict[str, Any]) -
     """Record the sampling and cached runs of each kind; returns the files written."""
     out.mkdir(parents=True, exist_ok=True)
     stats = httpx.get(url + "/system_stats", timeout=30).json()
+    argv = stats["system"].get("argv", [])  # the recording machine's paths stay there
+    stats["system"]["argv"] = ["<path>" if str(a).startswith("/") else a for a in argv]
     written = []
     for kind, graph in pick_prompts(history).items():
         prompt = reseeded(graph, kind)
@@ -124,7 +126,8 @@ def record(url: str, history: dict[str, Any], out: Path, meta: dict[str, Any]) -
                             "comfyui": stats["system"].get("comfyui_version")},
                    **run_prompt(url, prompt)}
             path = out / f"gpu_{kind}_{phase}.json"
-            path.write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
+            # Key order kept: a graph's order is the prompt's (execution_cached lists by it).
+            path.write_text(json.dumps(doc, indent=1) + "\n")
             written.append(path.name)
     (out / "gpu_system_stats.json").write_text(
         json.dumps({"status": 200, "body": stats}, indent=1, sort_keys=True) + "\n")
