@@ -1009,8 +1009,13 @@ def test_fake_execution_error_names_message_and_node(fake_comfy: FakeComfy, tmp_
     assert list(tmp_path.iterdir()) == []
 
 
-def test_fake_progress_arrives_over_the_websocket(fake_comfy_factory: Any, tmp_path: Path) -> None:
+@pytest.mark.parametrize("previews", [False, True], ids=["no-previews", "latent2rgb-previews"])
+def test_fake_progress_arrives_over_the_websocket(
+    fake_comfy_factory: Any, tmp_path: Path, previews: bool
+) -> None:
+    # With previews, a binary JPEG frame follows each step's progress, as on the GPU run.
     fake = fake_comfy_factory(job_seconds=0.1)
+    fake.faults.previews = previews
     seen: list[float] = []
     inputs = tmp_path / "in.png"
     inputs.write_bytes(png((10, 20, 30), (96, 64)))

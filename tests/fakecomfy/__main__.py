@@ -27,6 +27,8 @@ def _parser() -> argparse.ArgumentParser:
         "--models", type=Path, help='JSON {"loras": ["x.safetensors"], ...} (default: models.md)'
     )
     parser.add_argument("--cache", choices=("classic", "lru", "none"), default="classic")
+    parser.add_argument("--preview-method", choices=("none", "latent2rgb"), default="none",
+                        help="latent2rgb: a JPEG preview frame per sampler step")
     parser.add_argument("--cache-size", type=int, default=0, help="entries kept with --cache lru")
     return parser
 
@@ -46,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         job_seconds=args.job_seconds,
         cache_mode=args.cache,
         cache_size=args.cache_size,
+        previews=args.preview_method != "none",
     )
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())

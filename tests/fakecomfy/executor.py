@@ -17,7 +17,7 @@ from typing import Any
 
 from PIL import Image
 
-from . import timing
+from . import render, timing
 from .catalog import NodeCatalog
 from .faults import Faults, PromptFailure
 from .files import Dirs, annotated_path, sha256_file
@@ -27,7 +27,7 @@ from .models import MODEL_INPUTS
 from .outputs import SAVERS, SaveContext
 from .records import Records
 from .state import CacheEntry, NodeCache, QueueItem
-from .values import NodeValue, compute_value
+from .values import DEFAULT_SIZE, NodeValue, compute_value
 
 SELF_HASHING = ("LoadImage", "LoadImageMask")  # IS_CHANGED = sha256 of the file
 MEDIA_TYPES = ("IMAGE", "LATENT", "VIDEO", "MASK")
@@ -46,6 +46,11 @@ class NodeFailed(Exception):
         self.exception_type = exception_type
         self.message = message
         self.traceback = traceback
+
+
+def _count(value: Any) -> int:
+    """A positive int input, else 0."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
 def now_ms() -> int:
@@ -159,8 +164,14 @@ class Executor:
 
     @staticmethod
     def _steps(run: _Run, node_id: str) -> int:
-        steps = run.item.prompt[node_id]["inputs"].get("steps")
-        return steps if isinstance(steps, int) and not isinstance(steps, bool) and steps > 0 else 0
+        """Sampling steps the node runs: KSamplerAdvanced runs only start..end of ``steps``."""
+        inputs = run.item.prompt[node_id]["inputs"]
+        steps = _count(inputs.get("steps"))
+        if run.item.prompt[node_id]["class_type"] == "KSamplerAdvanced" and steps:
+            start, end = _count(inputs.get("start_at_step")), inputs.get("end_at_step")
+            last = min(steps, end) if isinstance(end, int) and not isinstance(end, bool) else steps
+            return max(0, last - start)
+        return steps
 
     def _fail_target(self, run: _Run, order: list[str]) -> str | None:
         if run.failure is None or not order:
@@ -236,7 +247,7 @@ class Executor:
         )
         run.values[node_id] = value
         ui = self._save(ctx, class_type, node["inputs"], upstream)
-        await self._work(run, node_id)  # after saving: the file's time counts as work
+        await self._work(run, node_id, value)  # after saving: the file's time counts as work
         self.cache.put(run.sigs[node_id], CacheEntry(value, ui))
         if ui:
             self._output(run, node_id, ui)
@@ -299,7 +310,7 @@ class Executor:
         while self.faults.holding():
             await self._pause(0.01)
 
-    async def _work(self, run: _Run, node_id: str) -> None:
+    async def _work(self, run: _Run, node_id: str, value: NodeValue) -> None:
         start, end = run.windows.get(node_id, (0.0, 0.0))
         steps = self._steps(run, node_id)
         clock = asyncio.get_running_loop().time
@@ -314,6 +325,9 @@ class Executor:
                 "progress",
                 {"value": step, "max": steps, "prompt_id": run.prompt_id, "node": node_id},
             )
+            if self.faults.previews:
+                frame = render.preview_frame(f"{value.sig}:{step}", value.size or DEFAULT_SIZE)
+                self.hub.send_bytes(frame, run.client)
 
     async def _pause(self, seconds: float) -> None:
         """Sleep, but end at once with :class:`Interrupted` when an interrupt comes."""

@@ -116,6 +116,8 @@ class Faults:
         self._hold: _Hold | None = None
         self._held = threading.Condition(self._lock)
         self.job_seconds = job_seconds
+        # ComfyUI sends previews only with --preview-method other than none (its default).
+        self.previews = False
         self.ws_silent = False
         self.hostile_output_name: str | None = None
         # What SaveVideo writes instead of its MP4-shaped stand-in: a real video a test made

@@ -11,6 +11,8 @@ from aiohttp import WSCloseCode, web
 
 from .faults import Faults
 
+BINARY = ""  # the outbox's event name for a binary frame: ComfyUI queues both kinds in order
+
 
 class Hub:
     """Connected sockets by client id, and the task that sends messages in order."""
@@ -54,6 +56,10 @@ class Hub:
         """Queue a message for one client, or for all when ``sid`` is None."""
         self._outbox.put_nowait((event, data, sid))
 
+    def send_bytes(self, data: bytes, sid: str | None = None) -> None:
+        """Queue a binary frame (a preview) for one client, or for all when ``sid`` is None."""
+        self._outbox.put_nowait((BINARY, data, sid))
+
     async def close_all(self) -> None:
         """Close every socket (clients see the connection end) but keep serving."""
         for ws in list(self._clients.values()):
@@ -65,10 +71,12 @@ class Hub:
             event, data, sid = await self._outbox.get()
             if self._faults.ws_silent:
                 continue
-            text = json.dumps({"type": event, "data": data})
             targets = list(self._clients.values()) if sid is None else [self._clients.get(sid)]
             for ws in targets:
                 if ws is None or ws.closed:
                     continue
                 with contextlib.suppress(ConnectionError, RuntimeError):
-                    await ws.send_str(text)
+                    if event == BINARY:
+                        await ws.send_bytes(data)
+                    else:
+                        await ws.send_str(json.dumps({"type": event, "data": data}))

@@ -11,9 +11,13 @@ import io
 import struct
 from collections.abc import Mapping
 
-from PIL import Image, PngImagePlugin
+from PIL import Image, ImageOps, PngImagePlugin
 
 MAX_SIDE = 4096
+PREVIEW_IMAGE = 1  # ComfyUI's BinaryEventTypes.PREVIEW_IMAGE
+PREVIEW_JPEG = 1  # the image-format word server.send_image writes for JPEG
+PREVIEW_MAX = 512  # ComfyUI's --preview-size default
+LATENT_SCALE = 8  # pixels per latent cell for the Qwen-Image and Wan VAEs
 
 
 def _colours(digest: str, count: int) -> list[tuple[int, int, int]]:
@@ -174,3 +178,18 @@ def webm_bytes(digest: str, size: tuple[int, int]) -> bytes:
     tracks = _ebml(b"\x16\x54\xae\x6b", track)
     void = _ebml(b"\xec", hashlib.sha256(digest.encode()).digest())
     return header + _ebml(b"\x18\x53\x80\x67", tracks + void)
+
+
+def preview_frame(digest: str, size: tuple[int, int]) -> bytes:
+    """A sampler step's binary WebSocket frame as ComfyUI 0.3.64 sends it with latent2rgb.
+
+    The latent (``size`` / 8) drawn as a picture, scaled into 512x512 keeping its aspect
+    (``ImageOps.contain``, as ``server.send_image`` does), JPEG, after the two big-endian words
+    event type (1, PREVIEW_IMAGE) and image format (1, JPEG).
+    """
+    latent = (max(1, size[0] // LATENT_SCALE), max(1, size[1] // LATENT_SCALE))
+    image = ImageOps.contain(picture(digest, latent), (PREVIEW_MAX, PREVIEW_MAX))
+    buffer = io.BytesIO()
+    buffer.write(struct.pack(">II", PREVIEW_IMAGE, PREVIEW_JPEG))
+    image.save(buffer, format="JPEG", quality=95)
+    return buffer.getvalue()

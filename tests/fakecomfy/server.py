@@ -48,6 +48,7 @@ class FakeComfy:
         job_seconds: float = 0.0,
         cache_mode: CacheMode = "classic",
         cache_size: int = 0,
+        previews: bool = False,
     ) -> None:
         """Configure a server (call :meth:`start` to serve).
 
@@ -61,6 +62,7 @@ class FakeComfy:
             job_seconds: Simulated duration of each job.
             cache_mode: ``classic`` (ComfyUI's default), ``lru`` or ``none``.
             cache_size: Entries kept in ``lru`` mode.
+            previews: Send a JPEG preview frame per sampler step (``--preview-method``).
         """
         info = load_object_info(object_info) if isinstance(object_info, Path) else dict(object_info)
         self.dirs = Dirs.under(base_dir, output_dir)
@@ -68,6 +70,7 @@ class FakeComfy:
             info, dict(models) if models is not None else None, self._input_images
         )
         self.faults = Faults(job_seconds)
+        self.faults.previews = previews
         self.records = Records()
         self.host = host
         self.port = port
