@@ -113,6 +113,6 @@ def run(args: argparse.Namespace) -> int:
     else:
         for d in snap.diagnostics:
             print(d, file=sys.stderr)
-        if snap.ok:
+        if snap.planned:  # the scenes that input errors do not block
             _print_table(doc)
     return 0 if snap.ok else 1

@@ -25,7 +25,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def summary(snap: Snapshot | None, rec: Reconciler) -> tuple[str, int]:
     """A few lines saying what is done and what waits; and the exit code."""
-    if snap is None or not snap.ok:
+    if snap is None or not snap.planned:
         lines = [str(d) for d in (snap.diagnostics if snap else [])]
         return "\n".join(["keyframed: the project has errors; nothing was built:", *lines]), 1
     latest = rec.jobs.latest()
@@ -37,7 +37,12 @@ def summary(snap: Snapshot | None, rec: Reconciler) -> tuple[str, int]:
              if r.code.startswith("approval_")}
     lines += [f"  waiting: {w}" for w in sorted(waits)]
     lines += [f"  failed: {j.path}: {j.error}" for j in failed]
-    return "\n".join(lines), 1 if failed else 0
+    # Scenes with input errors were left as they are; the others were built.
+    lines += [f"  input error (scene {n} not built): {d}" for n, ds in sorted(snap.blocked.items())
+              for d in ds]
+    lines += [f"  input error: {d}" for d in snap.diagnostics
+              if not any(d in ds for ds in snap.blocked.values())]
+    return "\n".join(lines), 1 if failed or snap.diagnostics else 0
 
 
 def run(args: argparse.Namespace) -> int:

@@ -34,7 +34,7 @@ def drive(rec: Reconciler, root: Path, settings: Settings, timeout: float | None
     while True:
         left = SLICE_S if deadline is None else max(0.0, deadline - time.monotonic())
         snap = rec.run_until_idle(timeout=min(SLICE_S, left))
-        if snap is None or not snap.ok or not rec.busy:
+        if snap is None or not snap.planned or not rec.busy:
             return []
         left_over = stuck(rec, root, settings)
         if left_over:

@@ -4,11 +4,16 @@ This is the "re-derive the desired state from the files" half of each reconcile 
 acts on the difference. ``take_snapshot(..., record=False)`` (used by ``keyframed plan``)
 changes nothing but the hash cache; with ``record=True`` (the daemon) newly seen approval and
 retry markers are recorded in the store first.
+
+An input error inside one scene blocks that scene only: the snapshot then plans the other
+scenes (``project`` is the part that can be planned, ``blocked`` says why each other scene
+waits) and ``ok`` is False. ``project`` is None only when nothing can be planned.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Collection
 from dataclasses import dataclass, field
@@ -55,11 +60,25 @@ class Snapshot:
     hashes: dict[str, str | None] = field(default_factory=dict)
     approvals: Approvals = field(default_factory=Approvals)
     taken_at: float = 0.0
+    # Scene number -> the input errors that block it (its artifacts show ``input_error``).
+    blocked: dict[int, list[Diagnostic]] = field(default_factory=dict)
+    # Every scene number of scene-breakdown.md, blocked ones included (None: unreadable).
+    scene_numbers: frozenset[int] | None = None
+    # Retry markers in a scene folder that no artifact of that scene takes (a misspelt or
+    # stale name): project-relative paths, for the root status's list of what needs a look.
+    unused_markers: list[str] = field(default_factory=list)
+    # Files keyframed built for scenes no longer in the breakdown, still on disk (kept).
+    orphaned: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         """True when the inputs parsed and validated."""
         return self.project is not None and not self.diagnostics
+
+    @property
+    def planned(self) -> bool:
+        """True when at least part of the project could be planned (see ``blocked``)."""
+        return self.project is not None
 
     def item(self, path: str) -> PlanItem | None:
         """The plan item of one artifact."""
@@ -169,6 +188,23 @@ def consume_retries(root: Path, artifacts: list[Artifact], store: Store,
     return consumed
 
 
+_SCENE_PATH = re.compile(r"^scene-(\d+)/")
+
+
+def orphans(root: Path, store: Store, scenes: Collection[int]) -> list[str]:
+    """Files keyframed built in the folders of scenes no longer in the breakdown, still there.
+
+    They are kept (a scene removed by mistake comes back from the cache, and the director may
+    still want them); the root status lists them once so that they can be cleaned up by hand.
+    """
+    out = []
+    for path in store.records():
+        match = _SCENE_PATH.match(path)
+        if match and int(match.group(1)) not in scenes and (root / path).is_file():
+            out.append(path)
+    return sorted(out)
+
+
 def take_snapshot(
     root: Path, settings: Settings, store: Store, *, record: bool = False,
     hasher: HashCache | None = None, memo: PlanMemo | None = None,
@@ -178,16 +214,21 @@ def take_snapshot(
     The daemon passes the ``hasher`` and ``memo`` of its last pass, so work whose inputs are
     unchanged is not done again; the snapshot is the same without them.
     """
-    loaded = load_project(root, settings.run.max_image_pixels)
-    snap = Snapshot(root=root, settings=settings, project=loaded.project,
-                    diagnostics=list(loaded.diagnostics), taken_at=time.time())
-    if loaded.project is None or loaded.diagnostics:
-        snap.project = None
+    loaded = load_project(root, settings.run.max_image_pixels, store.owned_paths())
+    snap = Snapshot(root=root, settings=settings, project=loaded.partial,
+                    diagnostics=list(loaded.diagnostics), taken_at=time.time(),
+                    blocked=loaded.blocked)
+    if loaded.partial is None:
         return snap
-    project = loaded.project
+    project = loaded.partial
+    snap.scene_numbers = frozenset({s.number for s in project.scenes} | set(loaded.blocked))
+    snap.orphaned = orphans(root, store, snap.scene_numbers)
     artifacts = desired_artifacts(project, _context(project, settings, root, store), memo)
     contain = Containment(root)
     scan = scan_markers(root, project, artifacts, contain)
+    blocked_folders = {f"scene-{n:02d}/" for n in loaded.blocked}
+    snap.unused_markers = [m for m in scan.unused
+                           if not any(m.startswith(f) for f in blocked_folders)]
     problems = scan.problems + output_folder_problems(artifacts, contain)
     if problems:
         snap.diagnostics.extend(problems)

@@ -151,7 +151,7 @@ class SheetWriter:
 
     def write(self, snap: Snapshot, state_of: StateOf) -> list[str]:
         """Redraw what changed; return the sheets written."""
-        if not snap.ok or snap.project is None:
+        if snap.project is None:  # scenes blocked by input errors have no items: kept as they are
             return []
         busy = any(state_of(i) in ACTIVE_STATES for i in snap.items)
         started = self._clock()
