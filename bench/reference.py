@@ -138,8 +138,12 @@ def verdicts(
 
 
 def expected_jobs(after: Mapping[str, Node], decided: Mapping[str, Verdict]) -> set[str]:
-    """The GPU jobs: rebuilt artifacts that are not local copies."""
-    return {p for p, v in decided.items() if v in ("new", "same") and after[p].step != "copy"}
+    """The GPU jobs: rebuilt artifacts that are not local copies.
+
+    An output that is only missing (``same``: its recipe and inputs unchanged) was built
+    before, so it comes back from the output cache with no job (issue 13).
+    """
+    return {p for p, v in decided.items() if v == "new" and after[p].step != "copy"}
 
 
 # -- oracle 1: keyframed's recipes ---------------------------------------------------------------

@@ -472,7 +472,7 @@ def _differences(soaked: dict[str, Any], clean: dict[str, Any]) -> list[str]:
     out += [f"{p}: only in the clean build" for p in sorted(set(two) - set(one))]
     for path in sorted(set(one) & set(two)):
         a, b = one[path], two[path]
-        if a["state"] != "fresh" or b["state"] != "fresh":
+        if a["state"] not in ("fresh", "done") or b["state"] not in ("fresh", "done"):
             out.append(f"{path}: {a['state']} after the soak, {b['state']} when built clean")
         if a["fingerprint"] != b["fingerprint"]:
             out.append(f"{path}: fingerprints differ (take {a['recipe']['take']} vs "

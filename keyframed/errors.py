@@ -7,6 +7,7 @@
     ├── ProjectError                the project's files are invalid; carries Diagnostics
     ├── TemplateError               a workflow template cannot be bound or fails the schema check
     ├── StoreError                  the state database is unreadable or from a newer version
+    ├── SpaceError                  the disk holding the project is full (space, inodes, quota)
     ├── OutputError                 a produced file is not what was expected (not a PNG, wrong size)
     ├── DownloadError               a model download failed or did not verify
     └── ComfyError                  anything a ComfyUI-compatible server did; has .server, .job
@@ -51,6 +52,11 @@ class Diagnostic:
 
 class KeyframedError(Exception):
     """Base class of every keyframed error."""
+
+
+class SpaceError(KeyframedError):
+    """The disk holding the project is full: no space, no inodes, or over quota. Passes stop
+    until it is freed, then go on by themselves; nothing written is half-written."""
 
 
 class ConfigError(KeyframedError):

@@ -20,7 +20,6 @@ import posixpath
 import secrets
 import stat
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -71,7 +70,10 @@ def atomic_writer(dest: Path) -> Iterator[BinaryIO]:
     On any exception the temp file is removed and ``dest`` is left as it was.
     """
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=dest.suffix, dir=dest.parent)
+    # Not mkstemp: it makes the file 0600 whatever the umask, so others sharing a studio
+    # folder could not open the outputs. 0666 under the umask, like any other program.
+    tmp = str(dest.parent / f"{TEMP_PREFIX}{secrets.token_hex(8)}{dest.suffix}")
+    fd = os.open(tmp, _NEW_FILE, 0o666)
     try:
         with os.fdopen(fd, "wb") as handle:
             yield handle
@@ -173,7 +175,7 @@ def write_inside(root: Path, rel: str, data: bytes) -> str:
     try:
         _check_target(fd, name, rel)
         tmp = f"{TEMP_PREFIX}{secrets.token_hex(8)}{posixpath.splitext(name)[1]}"
-        out = os.open(tmp, _NEW_FILE, 0o600, dir_fd=fd)
+        out = os.open(tmp, _NEW_FILE, 0o666, dir_fd=fd)  # the umask decides, as elsewhere
         try:
             with os.fdopen(out, "wb") as handle:
                 handle.write(data)

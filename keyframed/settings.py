@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import string
 from typing import Literal
+from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # TOML has inf and nan; no setting means either (an infinite resync_s hangs the loop).
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 class LoraSetting(_Frozen):
@@ -150,14 +152,62 @@ class PromptSettings(_Frozen):
 
 
 class BackendSettings(_Frozen):
-    """One place jobs can run: a ComfyUI server or the built-in preview renderer."""
+    """One place jobs can run: a ComfyUI server, a Comfy API v2 surface (Comfy Cloud, a
+    serverless deployment, ``comfy-api-proxy``) or the built-in preview renderer."""
 
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
-    kind: Literal["comfyui", "preview"] = "comfyui"
+    kind: Literal["comfyui", "comfy-api", "preview"] = "comfyui"
     url: str = "http://127.0.0.1:8188"
     max_in_flight: int = Field(default=1, ge=1, le=64)
     token_env: str = "KEYFRAMED_COMFYUI_TOKEN"
+    # kind "comfy-api": the environment variable holding the API key (never in a file).
+    api_key_env: str = "COMFY_API_KEY"
     timeout_s: float = Field(default=1800.0, gt=0)
+
+    @field_validator("url")
+    @classmethod
+    def _url_is_a_server(cls, url: str) -> str:
+        """A URL ``run`` can use: http(s), a host, a port in range (checked here, at load,
+        so ``validate`` refuses what would otherwise be retried forever)."""
+        try:
+            parts = urlsplit(url)
+            port = parts.port
+        except ValueError as exc:
+            raise ValueError(f"{url!r} is not a URL keyframed can use ({exc}); "
+                             "write it like http://127.0.0.1:8188") from exc
+        if parts.scheme not in ("http", "https"):
+            raise ValueError(f"{mask_url(url)!r}: the scheme must be http or https, "
+                             f"not {parts.scheme or 'none'!r}")
+        if not parts.hostname:
+            raise ValueError(f"{mask_url(url)!r} names no host; write it like "
+                             "http://127.0.0.1:8188")
+        if port == 0:
+            raise ValueError(f"{mask_url(url)!r}: port 0 is not a port a server listens on")
+        return url
+
+    @property
+    def shown_url(self) -> str:
+        """The URL as it may be shown (status, doctor, logs): a password in it is masked."""
+        return mask_url(self.url)
+
+
+def origin(url: str) -> str:
+    """``scheme://host:port`` of a URL (the default port filled in), without userinfo."""
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return f"{parts.scheme}://{(parts.hostname or '').lower()}:{port}"
+
+
+def mask_url(url: str) -> str:
+    """``url`` with the password of its userinfo (``http://user:pw@host``) replaced by ``***``."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url.split("@", 1)[-1] if "@" in url else url
+    if parts.password is None:
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
 
 
 class WatchSettings(_Frozen):
@@ -177,6 +227,24 @@ class RunSettings(_Frozen):
     retry_initial_s: float = Field(default=0.5, ge=0)
     retry_max_s: float = Field(default=30.0, ge=0)
     max_image_pixels: int = Field(default=64_000_000, ge=1)
+    # ``keyframed run`` waits this long for a backend that does not answer (one still
+    # starting) before it exits with "no backend"; one that answers but lacks a file, at once.
+    backend_start_wait_s: float = Field(default=10.0, ge=0, le=3600)
+
+
+class CacheSettings(_Frozen):
+    """[cache]: the output cache under .keyframed/cache/ (every build kept, LRU-bounded)."""
+
+    max_mb: int = Field(default=2048, ge=0)
+
+
+class TakesSettings(_Frozen):
+    """[takes]: how many takes (candidates, consecutive seeds) one retry makes, per kind."""
+
+    asset: int = Field(default=1, ge=1, le=16)
+    layer: int = Field(default=1, ge=1, le=16)
+    keyframe: int = Field(default=1, ge=1, le=16)
+    video: int = Field(default=1, ge=1, le=16)
 
 
 class Settings(_Frozen):
@@ -191,7 +259,12 @@ class Settings(_Frozen):
     prompts: PromptSettings = PromptSettings()
     watch: WatchSettings = WatchSettings()
     run: RunSettings = RunSettings()
+    cache: CacheSettings = CacheSettings()
+    takes: TakesSettings = TakesSettings()
     backends: tuple[BackendSettings, ...] = (BackendSettings(name="local"),)
+    # Servers (scheme://host:port) that the user's own configuration names: only these are
+    # sent a token from the environment. Filled by the loader, never read from a file.
+    token_origins: tuple[str, ...] = Field(default=(), exclude=True)
 
     @model_validator(mode="after")
     def _check_backends(self) -> Settings:
@@ -205,6 +278,11 @@ class Settings(_Frozen):
         if self.video.split_step >= self.video.steps and self.video.steps > 1:
             raise ValueError("video.split_step must be below video.steps")
         return self
+
+    def may_send_token(self, backend: BackendSettings) -> bool:
+        """True when the user's own configuration names this backend's server: a project's
+        keyframed.toml may add servers, but never decides which of them get a secret."""
+        return origin(backend.url) in self.token_origins
 
     @property
     def backend_kind(self) -> str:

@@ -16,9 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from keyframed.backends.comfy.client import ComfyClient
 from keyframed.backends.comfy.info import ServerInfo
 from keyframed.backends.comfy.retry import RetryPolicy
+from keyframed.backends.native import token_for
 from keyframed.backends.requirements import bound_prompt, model_pairs
 from keyframed.errors import ComfyError, TemplateError
 from keyframed.handlers.probe import template_recipes
@@ -113,11 +116,14 @@ def check_backend(
 ) -> Report:
     """Run every check against one configured backend."""
     report = Report(f"backend {config.name}: {config.kind}"
-                    + (f" at {config.url}" if config.kind == "comfyui" else ""))
+                    + (f" at {config.shown_url}" if config.kind != "preview" else ""))
+    if config.kind == "comfy-api":
+        _check_v2(config, env, report, config_file)
+        return report
     if config.kind == "preview":
         report.info("the built-in Pillow preview renderer: no server, nothing to check")
         return report
-    info = _preflight(config, env, report, config_file)
+    info = _preflight(config, settings, env, report, config_file)
     if info is None:
         return report
     report.ok(f"reachable: ComfyUI {info.version or '(version not reported)'}")
@@ -129,9 +135,32 @@ def check_backend(
     return report
 
 
-def _preflight(config: BackendSettings, env: Mapping[str, str], report: Report,
+def _check_v2(config: BackendSettings, env: Mapping[str, str], report: Report,
+              config_file: str) -> None:
+    """What can be verified on a Comfy API v2 surface (reachability, a key present), and say
+    what cannot: it publishes no node, model or LoRA list, so a missing one shows at submit."""
+    try:
+        answer = httpx.get(config.url.rstrip("/") + "/api/v2/health", timeout=5.0)
+        answer.raise_for_status()
+        report.ok(f"reachable: Comfy API v2 health at {config.shown_url}")
+    except httpx.HTTPError as exc:
+        report.fail("FAIL", f"cannot reach the Comfy API v2 at {config.shown_url}: {exc}",
+                    Problem(config.name, f"{config.shown_url}/api/v2/health did not answer: {exc}",
+                            f"start the surface (e.g. `comfy-api-proxy run --comfyui URL`) or "
+                            f"correct `url` of backend '{config.name}' in {config_file}"))
+    if (env.get(config.api_key_env) or "").strip():
+        report.ok(f"an API key is set in ${config.api_key_env} (not shown)")
+    else:
+        report.info(f"no API key in ${config.api_key_env}: fine for a proxy, Comfy Cloud and "
+                    "deployments refuse requests without one")
+    report.info("not verifiable on a v2 surface: node classes, models and LoRAs (no "
+                "object_info); a missing one fails the job at submit with its name")
+
+
+def _preflight(config: BackendSettings, settings: Settings, env: Mapping[str, str],
+               report: Report,
                config_file: str) -> ServerInfo | None:
-    token = env.get(config.token_env) or None
+    token = token_for(settings, config, env)
     client = ComfyClient(config.url, name=config.name, token=token, websocket=False,
                          retry=QUICK)
     try:
@@ -140,8 +169,8 @@ def _preflight(config: BackendSettings, env: Mapping[str, str], report: Report,
         fix = (f"start ComfyUI there (for example `python main.py --listen 127.0.0.1 --port "
                f"8188`), or correct `url` of backend '{config.name}' under [[backends]] in "
                f"{config_file}")
-        report.fail("FAIL", f"cannot reach ComfyUI at {config.url}: {exc}",
-                    Problem(config.name, f"ComfyUI at {config.url} cannot be reached: {exc}",
+        report.fail("FAIL", f"cannot reach ComfyUI at {config.shown_url}: {exc}",
+                    Problem(config.name, f"ComfyUI at {config.shown_url} cannot be reached: {exc}",
                             fix))
         return None
     finally:

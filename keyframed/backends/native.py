@@ -24,6 +24,7 @@ from keyframed.daemon.store import Store
 from keyframed.errors import ComfyError, ComfyPermanentError, ComfyTransientError, TemplateError
 from keyframed.fsio import sha256_file
 from keyframed.handlers.recipe import Artifact
+from keyframed.redact import register as register_secret
 from keyframed.settings import BackendSettings, Settings
 from keyframed.workflows import templates
 from keyframed.workflows.bind import bind
@@ -58,7 +59,7 @@ class ComfyBackend:
         self.project_id = project_id
         run = settings.run
         self.client = client or ComfyClient(
-            config.url, name=config.name, token=env.get(config.token_env) or None,
+            config.url, name=config.name, token=token_for(settings, config, env),
             timeout=_timeouts(config.timeout_s),
             request_deadline=min(DEFAULT_DEADLINE, config.timeout_s),
             retry=RetryPolicy(attempts=run.max_attempts, initial=run.retry_initial_s,
@@ -246,7 +247,7 @@ class ComfyBackend:
         info = self._info
         return {
             "name": self.name, "kind": self.kind, "up": self.up,
-            "url": self.config.url, "version": info.version if info else None,
+            "url": self.config.shown_url, "version": info.version if info else None,
             "error": self.last_error if not self.up else "",
             "retry_at": None if self.up else round(self.retry_at, 3),
         }
@@ -269,3 +270,17 @@ def image_byte_cap(width: int, height: int) -> int:
 def _timeouts(job_seconds: float) -> httpx.Timeout:
     """httpx timeouts per network operation, never longer than the job's own timeout."""
     return httpx.Timeout(min(60.0, job_seconds), connect=min(5.0, job_seconds))
+
+
+def token_for(settings: Settings, config: BackendSettings, env: Mapping[str, str]) -> str | None:
+    """The bearer token for a backend: from the environment, and only for a server the user's
+    own configuration names (DESIGN §6 "Secrets"); a server that only a project's
+    keyframed.toml names gets none, and a line in the log says why."""
+    token = env.get(config.token_env) or None
+    if token is None or settings.may_send_token(config):
+        return token
+    register_secret(token)  # never sent, and never shown either
+    log.warning("token_withheld", backend=config.name, server=config.shown_url,
+                why="only the project's keyframed.toml names this server; name it in your own "
+                    "config.toml to send it the token")
+    return None

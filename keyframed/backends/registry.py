@@ -6,6 +6,7 @@ import hashlib
 from pathlib import Path
 
 from keyframed.backends.base import Backend
+from keyframed.backends.comfy_api import ComfyApiBackend
 from keyframed.backends.native import ComfyBackend
 from keyframed.backends.preview import PreviewBackend
 from keyframed.daemon.store import Store
@@ -25,6 +26,8 @@ def make_backends(settings: Settings, root: Path, store: Store, style: StyleFile
     for cfg in settings.backends:
         if cfg.kind == "preview":
             out.append(PreviewBackend(cfg, settings, style))
+        elif cfg.kind == "comfy-api":
+            out.append(ComfyApiBackend(cfg, settings, root, store, pid))
         else:
             out.append(ComfyBackend(cfg, settings, root, store, pid))
     return out

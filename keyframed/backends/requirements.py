@@ -48,7 +48,7 @@ def why_not(backend: Backend, art: Artifact, root: Path, settings: Settings) -> 
     """Why ``backend`` cannot make ``art``, as one line naming the backend."""
     if not isinstance(backend, ComfyBackend):
         return f"{backend.name}: cannot make {art.path}"
-    where = f"{backend.name} ({backend.config.url})"
+    where = f"{backend.name} ({backend.config.shown_url})"
     info = backend.info(max_age=0.0) if backend.up else None
     if info is None:
         return f"{where}: cannot reach the ComfyUI server: {backend.last_error or 'no answer'}"
@@ -59,3 +59,21 @@ def why_not(backend: Backend, art: Artifact, root: Path, settings: Settings) -> 
     if not missing:
         return f"{where}: cannot make {art.path}"
     return (f"{where} lacks {', '.join(missing)} (run `keyframed doctor` for the fixes)")
+
+
+def lacking(backend: Backend, art: Artifact, root: Path, settings: Settings) -> str:
+    """Why ``backend`` cannot make ``art``, short, for status files and the ``no_backend``
+    reason: ``gpu1 lacks loras/InStyle-0.5.safetensors``, or ``gpu1 cannot reach the ComfyUI
+    server at URL: why``."""
+    if not isinstance(backend, ComfyBackend):
+        return f"{backend.name} cannot make {art.kind} {art.path}"
+    info = backend.info() if backend.up else None
+    if info is None:
+        return (f"{backend.name} cannot reach the ComfyUI server at {backend.config.shown_url}: "
+                f"{backend.last_error or 'no answer'}")
+    try:
+        missing = lacks(info, bound_prompt(art.recipe, root, settings))
+    except TemplateError as exc:
+        return f"{backend.name}: {exc}"
+    return f"{backend.name} lacks {', '.join(missing)}" if missing else \
+        f"{backend.name} cannot make {art.path}"

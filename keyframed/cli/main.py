@@ -27,6 +27,7 @@ COMMANDS: tuple[str, ...] = (
     "keyframed.cli.validate",
     "keyframed.cli.generate",
     "keyframed.cli.doctor",
+    "keyframed.cli.cache",
 )
 
 
@@ -39,6 +40,8 @@ MODULE_OF: dict[str, str] = {
     "status": "keyframed.cli.status",
     "approve": "keyframed.cli.markers",
     "retry": "keyframed.cli.markers",
+    "pick": "keyframed.cli.markers",
+    "cache": "keyframed.cli.cache",
     "validate": "keyframed.cli.validate",
     "models": "keyframed.cli.models",
     "service": "keyframed.cli.service",

@@ -1,4 +1,4 @@
-"""``keyframed approve`` and ``keyframed retry``: write the same markers a person would drop."""
+"""``keyframed approve``, ``retry`` and ``pick``: write the same markers a person would drop."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+from keyframed.daemon.store import STATE_DIR, JobStore, Store
 from keyframed.fsio import UnsafePathError, write_inside
 from keyframed.handlers.approvals import ASSETS_MARKER, keyframes_marker
 
@@ -21,19 +22,29 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     a.add_argument("scene", type=int, nargs="?", help="scene number (with 'scene')")
     a.add_argument("--note", default="", help="text kept in the marker")
     a.set_defaults(func=approve)
-    r = sub.add_parser("retry", help="make a new take of one artifact of a scene")
+    r = sub.add_parser("retry", help="make a new take of one artifact of a scene, or generate "
+                       "a failed Phase 2.5 asset again")
     r.add_argument("dir", type=Path, help="project folder")
-    r.add_argument("what", choices=("scene",), help="scene")
-    r.add_argument("scene", type=int, help="scene number")
-    r.add_argument("target", choices=RETRY_TARGETS, help="which artifact")
+    r.add_argument("what", choices=("scene", "asset"), help="scene N TARGET | asset NAME")
+    r.add_argument("scene", help="scene number (scene), or the asset's name (asset)")
+    r.add_argument("target", choices=RETRY_TARGETS, nargs="?", help="which artifact (scene)")
     r.add_argument("--note", default="", help="added to the prompt of the new take")
+    r.add_argument("--takes", type=int, default=None, metavar="N",
+                   help="make N takes at once (consecutive seeds), all kept; default: [takes]")
     r.set_defaults(func=retry)
+    p = sub.add_parser("pick", help="choose which take of an artifact is the live file")
+    p.add_argument("dir", type=Path, help="project folder")
+    p.add_argument("what", choices=("scene",), help="scene")
+    p.add_argument("scene", type=int, help="scene number")
+    p.add_argument("target", choices=RETRY_TARGETS, help="which artifact")
+    p.add_argument("take", type=int, help="the take number (scene-XX/takes/<name>.take-N.*)")
+    p.set_defaults(func=pick)
 
 
-def marker_for_retry(scene: int, target: str) -> str:
-    """``scene-XX/keyframe-start.retry`` and friends."""
+def marker_for_retry(scene: int, target: str, suffix: str = ".retry") -> str:
+    """``scene-XX/keyframe-start.retry`` and friends (``.pick`` with that suffix)."""
     name = f"keyframe-{target}" if target in ("start", "end") else target
-    return f"scene-{scene:02d}/{name}.retry"
+    return f"scene-{scene:02d}/{name}{suffix}"
 
 
 def _write(root: Path, rel: str, text: str) -> int:
@@ -69,5 +80,55 @@ def approve(args: argparse.Namespace) -> int:
 
 
 def retry(args: argparse.Namespace) -> int:
-    """Write a retry marker; its note goes into the new take's prompt."""
-    return _write(args.dir, marker_for_retry(args.scene, args.target), args.note)
+    """Write a retry marker (its note goes into the new take's prompt), or retry an asset."""
+    if args.what == "asset":
+        return retry_asset(args.dir, args.scene)
+    if not args.scene.isdigit() or args.target is None:
+        print("keyframed: retry DIR scene N TARGET needs a scene number and a target "
+              f"({', '.join(RETRY_TARGETS)})", file=sys.stderr)
+        return 2
+    if args.takes is not None and not 1 <= args.takes <= 16:
+        print("keyframed: --takes is 1 to 16", file=sys.stderr)
+        return 2
+    # --takes N: a first line ``takes: N`` (a person may write that line too).
+    head = f"takes: {args.takes}\n" if args.takes is not None else ""
+    return _write(args.dir, marker_for_retry(int(args.scene), args.target), head + args.note)
+
+
+def retry_asset(root: Path, name: str) -> int:
+    """Let a failed Phase 2.5 asset (``assets/<type>/<name>.png``) be generated again.
+
+    An asset has no scene folder for a marker and no takes, so this clears the failure in the
+    state store instead: the next pass (``keyframed run``, or the daemon's next pass) makes a
+    new job for it. Only a failed asset can be retried; others are refused with the list.
+    """
+    if not (root / STATE_DIR).is_dir():
+        print(f"keyframed: {root}: nothing was run here yet", file=sys.stderr)
+        return 1
+    store = Store.for_project(root)
+    try:
+        jobs = JobStore(store)
+        failed = {path: job for path, job in jobs.latest().items()
+                  if path.startswith("assets/") and job.state == "failed"}
+        wanted = name.removeprefix("assets/").rsplit(".", 1)[0]
+        match = [p for p in failed if p.removeprefix("assets/").rsplit(".", 1)[0] == wanted
+                 or p.rsplit("/", 1)[-1].rsplit(".", 1)[0] == wanted]
+        if len(match) != 1:
+            names = ", ".join(sorted(p.rsplit("/", 1)[-1].rsplit(".", 1)[0] for p in failed))
+            print(f"keyframed: no failed asset named {name!r}; failed assets: "
+                  f"{names or 'none'}", file=sys.stderr)
+            return 1
+        jobs.set_state(failed[match[0]].id, "superseded")
+    finally:
+        store.close()
+    print(f"{match[0]} will be generated again on the next pass")
+    return 0
+
+
+def pick(args: argparse.Namespace) -> int:
+    """Write ``scene-XX/<name>.pick`` holding the take number; the daemon makes that take the
+    live file (from the output cache, with no job) and checks the take was made."""
+    if args.take < 0:
+        print("keyframed: a take number is 0 or more", file=sys.stderr)
+        return 2
+    return _write(args.dir, marker_for_retry(args.scene, args.target, ".pick"), f"{args.take}\n")

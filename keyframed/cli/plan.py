@@ -14,8 +14,11 @@ The ``--json`` document is stable (``"format": 1``)::
                                "models", "params", "seed", "take", "backend_kind"},
                     "fingerprint": "…" | null}]}
 
-``state`` is one of fresh, stale (ready to build), blocked (an input is stale or missing),
-awaiting_approval, user_override. Fresh artifacts are listed only with ``--all``.
+``state`` is a word of the one vocabulary that ``run``, ``status`` and the status files use
+(``keyframed.daemon.status.STATES``): fresh, done, stale (ready to build), queued, running,
+failed (with ``failed: <ComfyUI's message>`` first among the reasons), blocked (an input is
+stale or missing), input_error, awaiting_approval, user_override; the counts are theirs too.
+Fresh and done artifacts are listed only with ``--all``.
 """
 
 from __future__ import annotations
@@ -23,12 +26,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from keyframed.daemon.snapshot import Snapshot, take_snapshot
-from keyframed.daemon.store import Store
+from keyframed.daemon.status import artifact_reasons, artifact_state, state_counts
+from keyframed.daemon.store import CACHE_BACKEND, Job, JobStore, Store
 from keyframed.errors import ConfigError, StoreError
 from keyframed.handlers.verdict import PlanItem
 from keyframed.inputs.config import load_settings
@@ -45,8 +48,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=run)
 
 
-def item_json(order: int, item: PlanItem, backend: str) -> dict[str, Any]:
-    """The stable JSON form of one plan item."""
+RESTORED = "restored: cache"
+
+
+def item_json(order: int, item: PlanItem, backend: str,
+              job: Job | None = None, restorable: bool = False) -> dict[str, Any]:
+    """The stable JSON form of one plan item (its state refined by its last job); one the
+    output cache holds says so (its backend is ``cache``: it is restored with no job)."""
     art = item.artifact
     return {
         "order": order,
@@ -54,9 +62,9 @@ def item_json(order: int, item: PlanItem, backend: str) -> dict[str, Any]:
         "scene": art.scene,
         "kind": art.kind,
         "step": art.recipe.step,
-        "state": item.state,
-        "reasons": [str(r) for r in item.reasons],
-        "backend": backend,
+        "state": artifact_state(item, job),
+        "reasons": artifact_reasons(item, job) + ([RESTORED] if restorable else []),
+        "backend": CACHE_BACKEND if restorable else backend,
         "deps": art.deps,
         "gate": art.gate,
         "recipe": art.recipe.model_dump(mode="json"),
@@ -64,16 +72,20 @@ def item_json(order: int, item: PlanItem, backend: str) -> dict[str, Any]:
     }
 
 
-def plan_document(snap: Snapshot, include_fresh: bool) -> dict[str, Any]:
+def plan_document(snap: Snapshot, include_fresh: bool,
+                  jobs: dict[str, Job] | None = None) -> dict[str, Any]:
     """The whole ``--json`` document."""
     backend = snap.settings.backends[0].name
-    listed = [i for i in snap.items if include_fresh or i.state != "fresh"]
+    jobs = jobs or {}
+    listed = [i for i in snap.items
+              if include_fresh or artifact_state(i, jobs.get(i.path)) not in ("fresh", "done")]
     return {
         "format": FORMAT,
         "ok": snap.ok,
         "errors": [d.as_dict() for d in snap.diagnostics],
-        "counts": dict(Counter(i.state for i in snap.items)),
-        "artifacts": [item_json(n, item, backend) for n, item in enumerate(listed, 1)],
+        "counts": state_counts(snap.items, jobs),
+        "artifacts": [item_json(n, item, backend, jobs.get(item.path), item.path in snap.restorable)
+                      for n, item in enumerate(listed, 1)],
     }
 
 
@@ -105,9 +117,10 @@ def run(args: argparse.Namespace) -> int:
         return 1
     try:
         snap = take_snapshot(root, settings, store)
+        jobs = JobStore(store).latest()
     finally:
         store.close()
-    doc = plan_document(snap, args.all)
+    doc = plan_document(snap, args.all, jobs)
     if args.json:
         print(json.dumps(doc, indent=2, sort_keys=False))
     else:

@@ -1,14 +1,19 @@
-"""``keyframed status DIR [--json]``: the status files as a table."""
+"""``keyframed status DIR [--json] [--follow]``: the status files as a table, or live."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
-from keyframed.daemon.status import ROOT_STATUS
+from keyframed.daemon.status import read_status
+from keyframed.render.live import attention_lines, headline, view
+
+# How often --follow reads the status files again.
+FOLLOW_S = 0.5
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -16,52 +21,60 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("status", help="show the status files as a table")
     p.add_argument("dir", type=Path, help="project folder")
     p.add_argument("--json", action="store_true", help="print the status documents as JSON")
+    p.add_argument("--follow", action="store_true",
+                   help="a live view with a progress bar per running job (Ctrl-C ends it)")
     p.set_defaults(func=run)
-
-
-def _read(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
 
 
 def collect(root: Path) -> dict[str, Any]:
     """The root status and every scene status, as one document."""
-    scenes = []
-    for path in sorted(root.glob("scene-*/status.json")):
-        doc = _read(path)
-        if doc is not None:
-            scenes.append(doc)
-    return {"project": _read(root / ROOT_STATUS), "scenes": scenes}
+    return read_status(root)
 
 
 def _table(doc: dict[str, Any]) -> None:
     project = doc["project"] or {}
-    state = project.get("daemon", {}).get("state", "unknown")
-    counts = ", ".join(f"{n} {s}" for s, n in project.get("counts", {}).items())
-    print(f"daemon: {state}    {counts}")
+    # What needs a person comes first, each with its next step.
+    for line in attention_lines(doc):
+        print(line)
+    print(headline(doc))
     for b in project.get("backends", []):
         print(f"backend {b['name']} ({b['kind']}): {'up' if b.get('up') else 'DOWN'}")
-    for err in project.get("errors", []):
-        print(f"error: {err['file']}:{err['line']}:{err['column']}: {err['message']}")
     for marker, paths in project.get("waiting_for_approval", {}).items():
         print(f"waiting for {marker}: {len(paths)} artifact(s)")
-    for scene in doc["scenes"]:
-        for art in scene["artifacts"]:
-            reasons = "; ".join(art["reasons"])
-            extra = f" ({art['progress']:.0%})" if art["state"] == "running" else ""
-            print(f"  {art['path']:<40} {art['state']:<17}{extra} {reasons}")
+    entries = [*project.get("assets", []),
+               *(a for scene in doc["scenes"] for a in scene["artifacts"])]
+    for art in entries:
+        reasons = "; ".join(art["reasons"])
+        extra = f" ({art['progress']:.0%})" if art["state"] == "running" else ""
+        print(f"  {art['path']:<40} {art['state']:<17}{extra} {reasons}")
+
+
+def follow(root: Path, stop_after: float | None = None) -> int:
+    """Redraw the live view until Ctrl-C (or ``stop_after`` seconds, for captures)."""
+    from rich.console import Console
+    from rich.live import Live
+
+    console = Console()
+    end = None if stop_after is None else time.monotonic() + stop_after
+    try:
+        with Live(view(read_status(root)), console=console, refresh_per_second=4) as live:
+            while end is None or time.monotonic() < end:
+                time.sleep(FOLLOW_S)  # a terminal view's refresh, not a wait for a condition
+                live.update(view(read_status(root)))
+    except KeyboardInterrupt:
+        pass
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:
     """Print the status; exit 1 when there is none yet."""
     doc = collect(args.dir)
-    if doc["project"] is None and not doc["scenes"]:
+    if doc["project"] is None and not doc["scenes"] and not args.follow:
         print(f"keyframed: no status in {args.dir} yet (run `keyframed run` or `watch`)",
               file=sys.stderr)
         return 1
+    if args.follow:
+        return follow(args.dir)
     if args.json:
         print(json.dumps(doc, indent=2))
     else:

@@ -30,20 +30,24 @@ import structlog
 
 from keyframed.backends.base import Backend
 from keyframed.backends.registry import make_backends
+from keyframed.backends.requirements import lacking
 from keyframed.daemon.hashing import HashCache
 from keyframed.daemon.lock import ProjectLock
 from keyframed.daemon.outputs import (
     BLOCKED,
+    NO_SPACE,
     UserFileError,
     commit_output,
     heal_pending,
     output_obstacle,
+    prune_cache,
+    read_blob,
     sweep_temp,
 )
 from keyframed.daemon.quiet import Signature, Watched, signature, watched
 from keyframed.daemon.snapshot import Snapshot, take_snapshot
 from keyframed.daemon.status import StatusWriter, artifact_state
-from keyframed.daemon.store import Job, JobStore, Store
+from keyframed.daemon.store import CACHE_BACKEND, Job, JobStore, Store
 from keyframed.errors import (
     ComfyExecutionError,
     ComfyPermanentError,
@@ -51,6 +55,7 @@ from keyframed.errors import (
     KeyframedError,
     OutputError,
     ProjectError,
+    SpaceError,
     TemplateError,
 )
 from keyframed.handlers.graph import closure
@@ -79,11 +84,16 @@ class InFlight:
     future: Future[bytes]
 
 
+# How soon a pass stopped by a full disk is tried again.
+STALLED_RETRY_S = 5.0
+
+
 @dataclass
 class PassResult:
     """What one reconcile pass did."""
 
     ok: bool = True
+    stalled: bool = False  # the disk is full: the pass stopped and is retried soon
     created: list[str] = field(default_factory=list)
     superseded: list[str] = field(default_factory=list)
     dispatched: list[str] = field(default_factory=list)
@@ -130,10 +140,15 @@ class Reconciler:
         self._memo = PlanMemo()
         self._hasher = HashCache(root, self.store)
         self._support_cache: dict[tuple[str, str], bool] = {}
+        # Per ready job that no backend can take, why ("gpu1 lacks loras/x.safetensors"):
+        # shown on the artifact, in root status and by ``run``, which stops on it.
+        self.no_backend: dict[str, str] = {}
+        self._lack_cache: dict[tuple[str, str], str] = {}
         self._progress_woken = 0.0  # monotonic time of the last wake for progress
         self._last_stack: dict[str, str] = {}  # backend -> model/LoRA stack of its last job
         self._identity: tuple[int, int] | None = None
         self._gone = False
+        self.stalled: str | None = None  # why passes cannot write (a full disk), while so
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -179,8 +194,23 @@ class Reconciler:
         identity = (st.st_dev, st.st_ino)
         if self._identity is not None and identity != self._identity:
             self._reopen()
+        elif self._identity is not None and self.store.vanished():
+            self._restore_state()
         self._identity = identity
         return True
+
+    def _restore_state(self) -> None:
+        """``.keyframed/`` was removed under a running daemon: put the state back from the
+        open (deleted) database and take the lock on the new folder, so nothing built is
+        forgotten and no second daemon can start there (DESIGN §6; README "Reliability")."""
+        log.error("state_folder_vanished", folder=str(self.root / ".keyframed"),
+                  fix="keyframed restored it from its open database; to start over, stop the "
+                      "daemon first, then remove .keyframed/")
+        self.lock.release()
+        self.lock = ProjectLock(self.root / ".keyframed")
+        self.lock.acquire()  # StoreError when another process took the new folder first
+        self.store.restore()
+        self._quiet = None
 
     def _reopen(self) -> None:
         """The folder at the path is another one now: start over from its own state store.
@@ -221,8 +251,46 @@ class Reconciler:
 
     # -- one pass -----------------------------------------------------------------------------
 
+    @property
+    def notes(self) -> dict[str, str]:
+        """Per artifact, what the contact sheets could not show (a video that does not decode)."""
+        return self.sheets.notes
+
     def reconcile_once(self) -> PassResult:
-        """One level-triggered pass: read, compare, act, write status."""
+        """One level-triggered pass: read, compare, act, write status.
+
+        A full disk stops the pass, not the daemon: the pass reports it (``stalled``) and the
+        next one, a few seconds later, goes on where this one stopped; finished jobs whose
+        output could not be written keep their bytes until it can.
+        """
+        try:
+            result = self._reconcile()
+        except (SpaceError, OSError) as exc:
+            if isinstance(exc, OSError) and exc.errno not in NO_SPACE:
+                raise
+            return self._stalled(str(exc) if isinstance(exc, SpaceError) else
+                                 f"{self.root}: the disk is full ({exc.strerror}); free some "
+                                 "space there: keyframed goes on by itself")
+        if self.stalled is not None:
+            log.info("disk_space_back", project=str(self.root))
+            self.stalled = None
+            self.status.fault = None
+            if self.snapshot is not None:
+                self.status.write(self.snapshot, self.last_good)
+        return result
+
+    def _stalled(self, message: str) -> PassResult:
+        if self.stalled != message:
+            log.error("disk_full", project=str(self.root), error=message)
+        self.stalled = message
+        self.status.fault = Diagnostic(".keyframed/state.db", 1, 1, message,
+                                       "free space on that disk; keyframed resumes by itself")
+        self._quiet = None
+        if self.snapshot is not None:
+            self.status.write(self.snapshot, self.last_good)  # if there is room for it
+        return PassResult(ok=False, stalled=True)
+
+    def _reconcile(self) -> PassResult:
         self.passes += 1
         result = PassResult()
         if not self._root_ok():
@@ -246,14 +314,20 @@ class Reconciler:
         self.last_good = snap
         self._ensure_backends(snap)
         self._copies(snap, result)
-        self._sync_jobs(snap, result)
+        restored = self._restores(snap, result)
+        self._sync_jobs(snap, result, restored)
         self._dispatch(snap, result)
         if result.written:
             # What was just written changes what is stale downstream: look again at once.
             self.wake.set()
+            self._evict()
         self.status.write(snap, None)
         latest = self.jobs.latest()
-        self.sheets.write(snap, lambda item: artifact_state(item, latest.get(item.path)))
+        noted = self.sheets.notes
+        self.sheets.write(snap, lambda item: artifact_state(item, latest.get(item.path),
+                                                            self.no_backend))
+        if self.sheets.notes != noted:
+            self.status.write(snap, None)  # a video the sheets could not read: say so
         if not result.changed and not self.inflight:
             paths = watched(snap)
             quiet = signature(paths, self.store.generation)
@@ -284,6 +358,12 @@ class Reconciler:
             if error is None:
                 try:
                     self._finish(run, run.future.result(), result)
+                    if current.started_at is not None:
+                        self.jobs.record_duration(run.item.artifact.recipe.template, run.backend,
+                                                  time.time() - current.started_at)
+                except SpaceError:
+                    self.inflight[job_id] = run  # its bytes are written once there is room
+                    raise
                 except OutputError as exc:
                     if not os.path.isdir(self.root):
                         self.jobs.set_state(job_id, "ready")  # the folder went away meanwhile
@@ -341,17 +421,63 @@ class Reconciler:
                 continue
             result.written.append(item.path)
 
+    def _restores(self, snap: Snapshot, result: PassResult) -> set[str]:
+        """Restore from the output cache every stale artifact whose exact recipe was built
+        before (undo, A/B flip-flops, picks): a local write like a copy, no job, no upload.
+
+        A damaged entry (missing bytes, or bytes that no longer match their hash) is dropped,
+        and the artifact is left to :meth:`_sync_jobs`, which builds it normally. Returns the
+        paths restored, which get no job this pass.
+        """
+        entries = self.store.cache_entries()
+        wanted = self._wanted(snap)
+        done: set[str] = set()
+        damaged: list[str] = []
+        for item in snap.items:
+            fp = item.status.fingerprint
+            entry = entries.get(fp or "") if item.state == "stale" else None
+            if entry is None or item.artifact.recipe.step == "copy" or (
+                    wanted is not None and item.path not in wanted):
+                continue
+            data = read_blob(self.root, entry)
+            if data is None:
+                damaged.append(entry.fingerprint)
+                log.warning("cache_entry_damaged", artifact=item.path, fingerprint=fp)
+                continue
+            try:
+                commit_output(self.root, self.store, item, data, backend=CACHE_BACKEND,
+                              restored=True)
+            except (UserFileError, OutputError) as exc:
+                log.warning("restore_failed", artifact=item.path, error=str(exc))
+                continue
+            st = (self.root / item.path).stat()
+            self.own_writes[item.path] = (st.st_size, st.st_mtime_ns)
+            done.add(item.path)
+            result.written.append(item.path)
+            log.info("artifact_restored", artifact=item.path, scene=item.artifact.scene,
+                     take=item.artifact.recipe.take)
+        if damaged:
+            self.store.cache_drop(damaged)
+        return done
+
+    def _evict(self) -> None:
+        """Keep the output cache within its configured bound (least recently used first)."""
+        gone = prune_cache(self.root, self.store, self.settings.cache.max_mb * 1024 * 1024)
+        if gone:
+            log.info("cache_evicted", entries=len(gone))
+
     def _wanted(self, snap: Snapshot) -> set[str] | None:
         """The target artifacts and everything they are made from, or None for all."""
         if self.targets is None:
             return None
         return {a.path for a in closure(snap.artifacts, self.targets)}
 
-    def _sync_jobs(self, snap: Snapshot, result: PassResult) -> None:
+    def _sync_jobs(self, snap: Snapshot, result: PassResult,
+                   restored: set[str] | frozenset[str] = frozenset()) -> None:
         wanted = self._wanted(snap)
         ready = {i.path: i for i in snap.items
                  if i.state == "stale" and i.artifact.recipe.step != "copy"
-                 and (wanted is None or i.path in wanted)}
+                 and i.path not in restored and (wanted is None or i.path in wanted)}
         live = {j.path: j for j in self.jobs.live()}
         for path, job in live.items():
             item = ready.get(path)
@@ -420,9 +546,37 @@ class Reconciler:
                       order=order[j.path]) for j in waiting]
         slots = [self._slot(b, waiting, items) for b in self.backends.values()]
         by_id = {j.id: j for j in waiting}
+        self._note_no_backend(waiting, items, slots)
         for job_id, name in assign(wants, slots):
             self._start(by_id[job_id], items[by_id[job_id].path], name)
             result.dispatched.append(by_id[job_id].path)
+
+    def _note_no_backend(self, waiting: list[Job], items: dict[str, PlanItem],
+                         slots: list[Slot]) -> None:
+        """Record (and log, once) why no backend can take each waiting job that none can."""
+        can_any: set[int] = set().union(*(s.can_run for s in slots))
+        live = {j.path for j in self.jobs.live() if j.state == "ready"}
+        now = {j.path: self._why_none(items[j.path]) for j in waiting if j.id not in can_any}
+        for path, why in now.items():
+            if self.no_backend.get(path) != why:
+                log.warning("no_backend", artifact=path, scene=items[path].artifact.scene,
+                            reason=why)
+        asked = {j.path for j in waiting}
+        kept = {p: w for p, w in self.no_backend.items() if p in live and p not in asked}
+        self.no_backend = kept | now
+
+    def _why_none(self, item: PlanItem) -> str:
+        """Why no backend can make the artifact, one clause per backend."""
+        parts = []
+        for backend in self.backends.values():
+            key = (backend.name, stack_key(item.artifact.recipe))
+            # A backend that is down is described afresh (its error changes); what an up
+            # server lacks is cached until the settings are reloaded.
+            if key not in self._lack_cache or not backend.health().get("up", True):
+                self._lack_cache[key] = lacking(backend, item.artifact, self.root,
+                                                self.settings)
+            parts.append(self._lack_cache[key])
+        return "; ".join(parts) or "no backend is configured"
 
     def _slot(self, backend: Backend, waiting: list[Job], items: dict[str, PlanItem]) -> Slot:
         busy = sum(1 for r in self.inflight.values() if r.backend == backend.name)
@@ -440,14 +594,15 @@ class Reconciler:
         self.inflight[job.id] = InFlight(job=job, item=item, backend=backend_name, future=future)
         self._last_stack[backend_name] = stack_key(item.artifact.recipe)
         log.info("job_dispatched", artifact=job.path, scene=item.artifact.scene,
-                 backend=backend_name, job=job.id)
+                 backend=backend_name, job=job.id, reasons=[str(r) for r in item.reasons])
 
     def _execute(self, backend: Backend, job: Job, item: PlanItem,
                  inputs: dict[str, Path]) -> bytes:
         """Worker thread: run one job; wake the loop when done, whatever happened."""
         progress = _JobProgress(self, job.id)
         try:
-            self.jobs.set_state(job.id, "running", backend=backend.name)
+            self.jobs.set_state(job.id, "running", backend=backend.name, started_at=time.time(),
+                                queue_position=None)
             # The snapshot checked the inputs; a folder swapped for a symlink since then must
             # not make the backend read (and send to a server) a file from outside.
             contain = Containment(self.root)
@@ -499,6 +654,8 @@ class Reconciler:
         self.backends.clear()
         self.pools.clear()
         self._support_cache.clear()
+        self._lack_cache.clear()
+        self.no_backend.clear()
 
     def next_due(self) -> float:
         """Seconds until a job waiting on backoff becomes ready; the resync interval if none.
@@ -506,6 +663,8 @@ class Reconciler:
         An idle daemon therefore sleeps until an event, a backoff or the periodic resync,
         instead of polling.
         """
+        if self.stalled is not None:
+            return STALLED_RETRY_S
         now = self.clock()
         live = self.jobs.live()
         waits = [j.not_before - now for j in live if j.not_before > now]
@@ -530,6 +689,7 @@ class _JobProgress:
         self.owner = owner
         self.job_id = job_id
         self.last = 0.0
+        self._position: int | None = None
 
     def __call__(self, value: float) -> None:
         if value - self.last < 0.05 and value < 1.0:
@@ -545,3 +705,9 @@ class _JobProgress:
 
     def submitted(self, prompt_id: str) -> None:
         self.owner.jobs.note_prompt(self.job_id, prompt_id)
+
+    def queued(self, position: int) -> None:
+        """Where the job is in its server's line (0: running there); stored when it moves."""
+        if position != self._position:
+            self._position = position
+            self.owner.jobs.queue_position(self.job_id, position)

@@ -11,16 +11,106 @@ message that starts with :data:`BLOCKED` and says what is in the way (:func:`out
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import shutil
 import stat
+from contextlib import suppress
 from pathlib import Path
 
-from keyframed.daemon.store import Store
-from keyframed.errors import OutputError
+from keyframed.daemon.store import CacheEntry, Store
+from keyframed.errors import OutputError, SpaceError
 from keyframed.fsio import TEMP_PREFIX, UnsafePathError, sha256_file, write_inside
+from keyframed.handlers.recipe import TAKES_DIR, take_path
 from keyframed.handlers.verdict import PlanItem, Record
+
+CACHE_DIR = ".keyframed/cache"
+
+
+def blob_path(digest: str) -> str:
+    """Where the output cache keeps the bytes with this sha256 (content-addressed)."""
+    return f"{CACHE_DIR}/{digest[:2]}/{digest}"
+
+
+def is_take_path(path: str) -> bool:
+    """True for a file under a ``takes/`` folder (a kept take, never an artifact of its own)."""
+    return f"/{TAKES_DIR}/" in f"/{path}"
+
+
+def keep_blob(root: Path, data: bytes, digest: str) -> None:
+    """Write the bytes into the cache (atomic, fsynced) unless an intact copy is there."""
+    rel = blob_path(digest)
+    try:
+        if sha256_file(root / rel) == digest:
+            return
+    except OSError:
+        pass
+    write_inside(root, rel, data)
+
+
+def read_blob(root: Path, entry: CacheEntry) -> bytes | None:
+    """The bytes of a kept build, or None when they are missing or no longer match their hash
+    (a damaged entry: the caller drops it and builds the artifact normally)."""
+    try:
+        data = (root / blob_path(entry.output_hash)).read_bytes()
+    except OSError:
+        return None
+    return data if hashlib.sha256(data).hexdigest() == entry.output_hash else None
+
+
+def write_take(root: Path, store: Store, item: PlanItem, data: bytes) -> None:
+    """Keep a visible copy of this take at its ``takes/`` path.
+
+    The file there is replaced only when it holds bytes keyframed kept (a cached build) or is
+    absent: a file a person put there is left alone, like any other user file.
+    """
+    rel = take_path(item.path, item.artifact.recipe.take)
+    if output_obstacle(root, rel) is not None:
+        return
+    try:
+        on_disk: str | None = sha256_file(root / rel)
+    except OSError:
+        on_disk = None
+    if on_disk is not None and on_disk not in store.cache_hashes_in_use():
+        return
+    try:
+        write_inside(root, rel, data)
+    except (OSError, UnsafePathError):
+        return  # a view for people; the build itself is recorded and kept in the cache
+
+
+def prune_cache(root: Path, store: Store, max_bytes: int) -> list[CacheEntry]:
+    """Evict the least recently used kept builds until the cache fits ``max_bytes``.
+
+    The builds that are live now (an artifact's current file) are never evicted; a blob is
+    removed once no entry names it. Returns the evicted entries.
+    """
+    entries = sorted(store.cache_entries().values(), key=lambda e: e.used_at)
+    live = {r.output_hash for r in store.records().values()}
+    sizes = {e.output_hash: e.size for e in entries}
+    total = sum(sizes.values())
+    gone: list[CacheEntry] = []
+    for entry in entries:
+        if total <= max_bytes:
+            break
+        if entry.output_hash in live:
+            continue
+        gone.append(entry)
+        if all(e.output_hash != entry.output_hash for e in entries if e not in gone):
+            total -= sizes[entry.output_hash]
+    if gone:
+        store.cache_drop([e.fingerprint for e in gone])
+        kept = store.cache_hashes_in_use()
+        for digest in {e.output_hash for e in gone} - kept:
+            (root / blob_path(digest)).unlink(missing_ok=True)
+    return gone
+
+
+def cache_size(store: Store) -> tuple[int, int]:
+    """(entries, bytes on disk) of the output cache; a blob shared by entries counts once."""
+    entries = store.cache_entries().values()
+    return len(entries), sum({e.output_hash: e.size for e in entries}.values())
 
 
 def record_for(item: PlanItem, output_hash: str) -> Record:
@@ -80,9 +170,14 @@ def is_ours(root: Path, store: Store, path: str) -> bool:
 
 def commit_output(
     root: Path, store: Store, item: PlanItem, data: bytes, *,
-    backend: str | None, job_id: int | None = None,
+    backend: str | None, job_id: int | None = None, restored: bool = False,
 ) -> str:
     """Write one artifact's bytes into place and record it; return the content hash.
+
+    Every build is kept: its bytes go into the output cache before the intent is recorded
+    (so a crash leaves at most an unnamed blob, never a cache row without its bytes), the
+    cache row is added in the transaction that confirms the write, and the take is copied to
+    its ``takes/`` path. A ``restored`` write came from the cache and is recorded as such.
 
     Raises:
         UserFileError: the path holds a file the user put there (or replaced) meanwhile.
@@ -95,6 +190,10 @@ def commit_output(
         raise UserFileError(f"{item.path} was replaced by the user; keeping their file")
     digest = hashlib.sha256(data).hexdigest()
     record = record_for(item, digest)
+    try:
+        keep_blob(root, data, digest)
+    except (OSError, UnsafePathError) as exc:
+        raise OutputError(f"cannot keep {item.path} in {CACHE_DIR}: {exc}") from exc
     store.intend_write(record, backend)
     try:
         write_inside(root, item.path, data)
@@ -102,10 +201,20 @@ def commit_output(
         store.drop_write(item.path)
         raise OutputError(f"{BLOCKED}{exc}") from exc
     except OSError as exc:
-        store.drop_write(item.path)
+        with suppress(SpaceError):  # the intent is dropped at the next start if not now
+            store.drop_write(item.path)
+        if exc.errno in NO_SPACE:
+            raise SpaceError(f"{root}: the disk is full ({exc.strerror}) writing {item.path}; "
+                             "free some space there: keyframed writes it once it can") from exc
         raise OutputError(f"cannot write {item.path}: {exc.strerror or exc}") from exc
-    store.finish_write(record, backend, job_id)
+    store.finish_write(record, backend, job_id, size=len(data), restored=restored)
+    if item.artifact.recipe.step != "copy" and not is_take_path(item.path):
+        write_take(root, store, item, data)
     return digest
+
+
+# errno values that mean "the disk is full" (space, inodes or quota): wait, do not fail.
+NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 
 def sweep_temp(root: Path) -> int:
@@ -132,7 +241,8 @@ def heal_pending(root: Path, store: Store) -> int:
         except OSError:
             on_disk = None
         if on_disk == record.output_hash:
-            store.finish_write(record, backend, None)
+            # The blob was kept before the intent was recorded: name it in the cache too.
+            store.finish_write(record, backend, None, size=path.stat().st_size)
             healed += 1
         else:
             store.drop_write(record.path)

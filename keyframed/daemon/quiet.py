@@ -52,7 +52,7 @@ def watched(snap: Snapshot) -> Watched:
     # Plain strings, not Path objects: at 1,000 scenes this is ~7,000 files, and pathlib's
     # joins cost more than the system calls.
     root = f"{snap.root}{os.sep}"
-    names = tuple(sorted({*snap.hashes, *INPUT_FILES}))
+    names = tuple(sorted({*snap.hashes, *snap.picks, *INPUT_FILES}))
     scenes = sorted({p.split("/", 1)[0] for p in snap.hashes if p.startswith("scene-")})
     return Watched(root=root, names=names, files=tuple(root + rel for rel in names),
                    folders=(root, *(root + f for f in scenes)))

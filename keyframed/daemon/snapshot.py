@@ -29,7 +29,7 @@ from keyframed.handlers.graph import desired_artifacts
 from keyframed.handlers.memo import PlanMemo
 from keyframed.handlers.plan import make_plan
 from keyframed.handlers.project import Project
-from keyframed.handlers.recipe import Artifact
+from keyframed.handlers.recipe import Artifact, candidates
 from keyframed.handlers.steps.composite import keyframe_path
 from keyframed.handlers.verdict import PlanItem
 from keyframed.inputs.contain import Containment
@@ -69,6 +69,12 @@ class Snapshot:
     unused_markers: list[str] = field(default_factory=list)
     # Files keyframed built for scenes no longer in the breakdown, still on disk (kept).
     orphaned: list[str] = field(default_factory=list)
+    # Stale artifacts whose exact recipe is in the output cache: restored, not built.
+    restorable: frozenset[str] = frozenset()
+    # The .pick files read (rewritten in place they change no folder; the quiet check
+    # watches them).
+    picks: frozenset[str] = frozenset()
+    picked: dict[str, int] = field(default_factory=dict)  # artifact path -> its picked take
 
     @property
     def ok(self) -> bool:
@@ -94,8 +100,66 @@ def marker_identity(path: Path) -> str | None:
         return None
 
 
-def _context(project: Project, settings: Settings, root: Path, store: Store) -> PlanContext:
+PICK_SUFFIX = ".pick"
+
+
+def pick_markers(artifacts: list[Artifact]) -> dict[str, str]:
+    """Map ``scene-XX/<name>.pick`` → the artifact path it picks a take of."""
+    found: dict[str, str] = {}
+    for art in artifacts:
+        if art.scene is None or art.recipe.step == "copy":
+            continue
+        for name in {art.name, "video"} if art.kind == "video" else {art.name}:
+            found[f"scene-{art.scene:02d}/{name}{PICK_SUFFIX}"] = art.path
+    return found
+
+
+def read_picks(root: Path, artifacts: list[Artifact], newest: dict[str, int],
+               contain: Containment) -> tuple[dict[str, int], list[Diagnostic]]:
+    """The takes chosen by ``.pick`` files (artifact path → take), and the files that are wrong.
+
+    A pick names a take that was made: a whole number from 0 to the newest take. Removing the
+    file goes back to the newest take.
+    """
+    picks: dict[str, int] = {}
+    problems: list[Diagnostic] = []
+    folders = {f"scene-{a.scene:02d}" for a in artifacts if a.scene is not None}
+    dropped = set()
+    for folder in folders:
+        try:
+            dropped |= {f"{folder}/{n}" for n in os.listdir(root / folder)
+                        if n.endswith(PICK_SUFFIX)}
+        except OSError:
+            continue
+    if not dropped:
+        return picks, problems
+    for rel, path in pick_markers(artifacts).items():
+        if rel not in dropped or contain.escapes(rel):
+            continue
+        try:
+            text = (root / rel).read_text(encoding="utf-8", errors="replace").strip()
+        except OSError:
+            continue
+        top = newest.get(path, 0)
+        if not text.isdigit() or int(text) > top:
+            problems.append(Diagnostic(
+                rel, 1, 1, f"{rel} holds {text[:40]!r}; a pick holds the number of a take that "
+                f"was made (0 to {top})", f"keyframed pick DIR scene N TARGET TAKE, or remove "
+                f"{rel} for the newest take"))
+            continue
+        picks[path] = int(text)
+    return picks, problems
+
+
+def _pick_files(picks: dict[str, int], artifacts: list[Artifact]) -> frozenset[str]:
+    """The ``.pick`` files behind ``picks`` (for the quiet check)."""
+    return frozenset(rel for rel, path in pick_markers(artifacts).items() if path in picks)
+
+
+def _context(project: Project, settings: Settings, root: Path, store: Store,
+             picks: dict[str, int] | None = None) -> PlanContext:
     takes, notes = store.takes()
+    takes = {**takes, **(picks or {})}
     paths = frozenset(a.output_path for a in project.assets.assets.values())
     existing = frozenset(p for p in paths if (root / p).is_file())
     # Only asset images: the context is the same after a layer or keyframe is built, so the
@@ -159,8 +223,23 @@ def retry_markers(root: Path, artifacts: list[Artifact]) -> dict[str, Path]:
     return scan_markers(root, None, artifacts, Containment(root)).retries
 
 
+TAKES_LINE = "takes:"
+
+
+def split_note(text: str, default: int) -> tuple[int, str]:
+    """(how many takes, the note) of a retry marker: a first line ``takes: N`` (what
+    ``keyframed retry --takes N`` writes) asks for N candidates; else the [takes] setting."""
+    first, _, rest = text.partition("\n")
+    if first.strip().lower().startswith(TAKES_LINE):
+        number = first.strip()[len(TAKES_LINE):].strip()
+        if number.isdigit() and 1 <= int(number) <= 16:
+            return int(number), rest.strip()
+    return default, text.strip()
+
+
 def consume_retries(root: Path, artifacts: list[Artifact], store: Store,
-                    found: dict[str, Path] | None = None) -> int:
+                    found: dict[str, Path] | None = None,
+                    settings: Settings | None = None) -> int:
     """Turn each new retry marker into exactly one more take.
 
     A marker is identified by its content and mtime, so a restart that sees it again does not
@@ -179,7 +258,10 @@ def consume_retries(root: Path, artifacts: list[Artifact], store: Store,
         except OSError:
             continue
         rel = marker.relative_to(root).as_posix()
-        if store.consume_retry(rel, identity, path, note):
+        kinds = {a.path: a.kind for a in artifacts}
+        per_kind = (settings or Settings()).takes
+        count, note = split_note(note, getattr(per_kind, kinds.get(path, "keyframe"), 1))
+        if store.consume_retry(rel, identity, path, note, count):
             consumed += 1
         take = store.takes()[0].get(path, 0)
         built = records.get(path)
@@ -234,8 +316,21 @@ def take_snapshot(
         snap.diagnostics.extend(problems)
         snap.project = None
         return snap
-    if record and consume_retries(root, artifacts, store, scan.retries):
+    if record and consume_retries(root, artifacts, store, scan.retries, settings):
         artifacts = desired_artifacts(project, _context(project, settings, root, store), memo)
+    picks, pick_problems = read_picks(root, artifacts, store.takes()[0], contain)
+    if pick_problems:
+        snap.diagnostics.extend(pick_problems)
+        snap.project = None
+        return snap
+    if picks:
+        # A picked take is the live one: its recipe (seed) is that take's, so the build it
+        # made before is restored from the output cache, and what uses it follows.
+        artifacts = desired_artifacts(
+            project, _context(project, settings, root, store, picks), memo)
+    batches = store.batches()
+    if batches:
+        artifacts = artifacts + candidates(artifacts, batches, picks)
     try:
         template_hashes = _template_hashes(artifacts, root)
     except TemplateFileError as exc:
@@ -255,6 +350,13 @@ def take_snapshot(
     snap.artifacts = artifacts
     snap.hashes = hashes
     snap.approvals = approvals
+    snap.picks = _pick_files(picks, artifacts)
+    snap.picked = picks
     snap.items = make_plan(artifacts, store.records(), hashes, template_hashes, approvals,
                            asset_paths, memo)
+    cached = store.cache_entries()
+    snap.restorable = frozenset(
+        i.path for i in snap.items
+        if i.state == "stale" and i.artifact.recipe.step != "copy"
+        and (i.status.fingerprint or "") in cached)
     return snap

@@ -21,7 +21,7 @@ import structlog
 
 from keyframed import __version__
 from keyframed.daemon.snapshot import Snapshot
-from keyframed.daemon.store import Job
+from keyframed.daemon.store import CACHE_BACKEND, Job
 from keyframed.errors import Diagnostic
 from keyframed.fsio import write_inside
 from keyframed.handlers.verdict import PlanItem
@@ -30,14 +30,17 @@ from keyframed.handlers.verdict import PlanItem
 class _Jobs(Protocol):
     def latest(self) -> dict[str, Job]: ...
 
+    def durations(self) -> dict[tuple[str, str], float]: ...
+
 
 class _Health(Protocol):
     def health(self) -> dict[str, Any]: ...
 
 
 class StatusSource(Protocol):
-    """What the status files are drawn from besides the snapshot: the reconcile loop's jobs
-    and backends. A protocol, so that this module does not import the loop that owns it."""
+    """What the status files are drawn from besides the snapshot: the reconcile loop's jobs,
+    its backends and, per ready job no backend can take, why. A protocol, so that this module
+    does not import the loop that owns it."""
 
     @property
     def jobs(self) -> _Jobs: ...
@@ -45,32 +48,83 @@ class StatusSource(Protocol):
     @property
     def backends(self) -> Mapping[str, _Health]: ...
 
+    @property
+    def notes(self) -> Mapping[str, str]: ...
+
+    @property
+    def no_backend(self) -> Mapping[str, str]: ...
+
 log = structlog.get_logger(__name__)
 FORMAT = 1
 ROOT_STATUS = "status.json"
 JOB_STATE = {"ready": "queued", "submitted": "queued", "running": "running", "failed": "failed"}
+# The one vocabulary of artifact states (DESIGN §7), used by run, plan, status, both status
+# files and the logs; the schema's enum is this tuple (tests/daemon/test_never_silent.py).
+STATES = ("fresh", "done", "stale", "blocked", "input_error", "awaiting_approval", "queued",
+          "running", "failed", "user_override")
+# Reason codes added to the plan's own (missing_output, never_built, ...) by the jobs.
+FAILED_REASON = "failed"
+NO_BACKEND_REASON = "no_backend"
 
 
-def artifact_state(item: PlanItem, job: Job | None) -> str:
-    """The state shown for an artifact: the plan's verdict refined by its job."""
+def _current(item: PlanItem, job: Job | None) -> Job | None:
+    """The job when it is for the artifact's current recipe, else None."""
+    return job if job is not None and job.fingerprint == item.status.fingerprint else None
+
+
+def artifact_state(item: PlanItem, job: Job | None,
+                   no_backend: Mapping[str, str] | None = None) -> str:
+    """The state shown for an artifact: the plan's verdict refined by its job.
+
+    A ready job that no backend can take is ``blocked`` (with a ``no_backend`` reason), not
+    ``queued``: it is in no server's queue and will not be until a backend can run it.
+    """
+    job = _current(item, job)
     if item.state == "fresh":
-        fresh_job = job is not None and job.fingerprint == item.status.fingerprint
-        return "done" if fresh_job and job is not None and job.state == "done" else "fresh"
-    if item.state == "stale" and job is not None and job.fingerprint == item.status.fingerprint:
+        return "done" if job is not None and job.state == "done" else "fresh"
+    if item.state == "stale" and job is not None:
+        if job.state == "ready" and no_backend and item.path in no_backend:
+            return "blocked"
         return JOB_STATE.get(job.state, "stale")
     return item.state
 
 
-def artifact_entry(item: PlanItem, job: Job | None) -> dict[str, Any]:
-    """One artifact's entry in its scene's status file."""
+def artifact_reasons(item: PlanItem, job: Job | None,
+                     no_backend: Mapping[str, str] | None = None) -> list[str]:
+    """The plan's reasons, led by what the job adds: ``no_backend: gpu1 lacks
+    loras/x.safetensors``; for a failed artifact only ``failed: <ComfyUI's message>``."""
+    reasons = [str(r) for r in item.reasons]
+    job = _current(item, job)
+    if item.state != "stale" or job is None:
+        return reasons
+    if job.state == "failed" and job.error:
+        # Only the failure: why it was built (never_built, ...) no longer matters to a person.
+        return [f"{FAILED_REASON}: {job.error}"]
+    if job.state == "ready" and no_backend and item.path in no_backend:
+        return [f"{NO_BACKEND_REASON}: {no_backend[item.path]}", *reasons]
+    return reasons
+
+
+def state_counts(items: list[PlanItem], jobs: Mapping[str, Job],
+                 no_backend: Mapping[str, str] | None = None) -> dict[str, int]:
+    """How many artifacts are in each state (the same counts for run, plan and status)."""
+    counts = Counter(artifact_state(i, jobs.get(i.path), no_backend) for i in items)
+    return dict(sorted(counts.items()))
+
+
+def artifact_entry(item: PlanItem, job: Job | None,
+                   no_backend: Mapping[str, str] | None = None,
+                   note: str | None = None) -> dict[str, Any]:
+    """One artifact's entry in its scene's status file (or the root's list of assets);
+    ``note``: something the pictures could not show, such as a video that does not decode."""
     recipe = item.artifact.recipe
     current = job is not None and job.fingerprint == item.status.fingerprint
     return {
         "path": item.path,
         "kind": item.artifact.kind,
         "step": recipe.step,
-        "state": artifact_state(item, job),
-        "reasons": [str(r) for r in item.reasons],
+        "state": artifact_state(item, job, no_backend),
+        "reasons": artifact_reasons(item, job, no_backend),
         "progress": (job.progress if current and job else (1.0 if item.state == "fresh" else 0.0)),
         "backend": job.backend if current and job else None,
         "prompt_id": job.prompt_id if current and job else None,
@@ -81,6 +135,9 @@ def artifact_entry(item: PlanItem, job: Job | None) -> dict[str, Any]:
         "updated_at": job.updated_at if current and job else None,
         "attempts": job.attempts if current and job else 0,
         "error": job.error if current and job and job.state == "failed" else None,
+        # Written from the output cache (no job ran): undo, flip-flop or pick.
+        "restored": bool(current and job and job.backend == CACHE_BACKEND),
+        **({"note": note} if note else {}),
     }
 
 
@@ -93,10 +150,14 @@ class StatusWriter:
         self._last: dict[str, str] = {}
         # Per scene, the plan items and jobs its file was last written from: an unchanged
         # scene's entries are not built and serialised again (1,000 scenes: ~0.1 s a pass).
-        self._drawn: dict[int, tuple[tuple[PlanItem, Job | None], ...]] = {}
+        self._drawn: dict[int, tuple[tuple[tuple[PlanItem, Job | None], ...],
+                                     tuple[tuple[str, str], ...],
+                                     tuple[tuple[str, str], ...]]] = {}
         self._failed: dict[str, str] = {}
         # A configuration the daemon refused to reload (SIGHUP); shown among the errors.
         self.config_error: Diagnostic | None = None
+        # Why passes stop (a full disk), while they do; shown among the errors, ok false.
+        self.fault: Diagnostic | None = None
         self._root_written = 0.0
         self.state = "running"
 
@@ -120,28 +181,43 @@ class StatusWriter:
 
     def write(self, snap: Snapshot, last_good: Snapshot | None) -> None:
         """Write every status file for a snapshot (or the last good one, with errors)."""
-        shown = snap if snap.ok else last_good
+        # A snapshot with blocked scenes still plans the others: those are shown as they are.
+        shown = snap if snap.planned else last_good
         jobs = self.owner.jobs.latest() if self.owner is not None else {}
+        notes = dict(self.owner.notes) if self.owner is not None else {}
+        lacking = dict(self.owner.no_backend) if self.owner is not None else {}
+        clock = self.owner.jobs.durations() if self.owner is not None else {}
         scenes: dict[int, list[tuple[PlanItem, Job | None]]] = {}
         for item in shown.items if shown is not None else []:
             if item.artifact.scene is not None:
                 scenes.setdefault(item.artifact.scene, []).append((item, jobs.get(item.path)))
         for number, pairs in scenes.items():
             rel = f"scene-{number:02d}/status.json"
-            drawn = tuple(pairs)
-            if self._drawn.get(number) == drawn and rel not in self._failed:
+            drawn = (tuple(pairs),
+                     tuple(sorted((p, lacking[p]) for i, _ in pairs if (p := i.path) in lacking)),
+                     tuple(sorted((p, notes[p]) for i, _ in pairs if (p := i.path) in notes)))
+            running = any(j is not None and j.state == "running" for _, j in pairs)
+            if self._drawn.get(number) == drawn and rel not in self._failed and not running:
                 continue
-            self._write(rel, {"format": FORMAT, "scene": number,
-                              "artifacts": [artifact_entry(i, j) for i, j in pairs]})
+            entries = [artifact_entry(i, j, lacking, notes.get(i.path))
+                       | progress_fields(i, j, clock) for i, j in pairs]
+            self._write(rel, {"format": FORMAT, "scene": number, "artifacts": entries})
             if rel not in self._failed:
                 self._drawn[number] = drawn
-        self._write(ROOT_STATUS, self.root_document(snap, shown, jobs), volatile=("updated_at",))
+        self._write(ROOT_STATUS, self.root_document(snap, shown, jobs),
+                    volatile=("updated_at", "eta_s"))
 
     def root_document(self, snap: Snapshot, shown: Snapshot | None,
                       jobs: dict[str, Job]) -> dict[str, Any]:
         """The root status.json."""
         items = shown.items if shown is not None else []
-        counts = Counter(artifact_state(i, jobs.get(i.path)) for i in items)
+        lacking = dict(self.owner.no_backend) if self.owner is not None else {}
+        clock = self.owner.jobs.durations() if self.owner is not None else {}
+        counts = state_counts(items, jobs, lacking)
+        if not snap.planned:
+            # Nothing of an unreadable project is shown as done: every artifact waits on the
+            # input errors (their old files stay as they are).
+            counts = {"input_error": len(items)} if items else {}
         waiting: dict[str, list[str]] = {}
         for item in items:
             for reason in item.reasons:
@@ -152,15 +228,160 @@ class StatusWriter:
                         else f"scene-{item.artifact.scene:02d}/keyframes.approved")
                     waiting.setdefault(marker, []).append(item.path)
         backends = [b.health() for b in self.owner.backends.values()] if self.owner else []
+        errors = [*snap.diagnostics, *([self.config_error] if self.config_error else [])]
+        # Phase 2.5 assets have no scene status file: they are listed here.
+        assets = [artifact_entry(i, jobs.get(i.path), lacking)
+                  | progress_fields(i, jobs.get(i.path), clock)
+                  for i in items if i.artifact.scene is None]
+        attention = attention_list(self.root, snap, items, jobs, lacking, backends,
+                                   self.config_error)
         return {
             "format": FORMAT,
             "version": __version__,
             "daemon": {"state": self.state, "pid": os.getpid()},
-            "ok": snap.ok,
-            "errors": [d.as_dict() for d in snap.diagnostics]
-            + ([self.config_error.as_dict()] if self.config_error else []),
-            "counts": dict(sorted(counts.items())),
+            # ok: nothing needs a person (no input error, failure, backend problem, full
+            # disk, ...).
+            "ok": snap.ok and not attention and self.fault is None,
+            "errors": [d.as_dict() for d in errors]
+            + ([self.fault.as_dict()] if self.fault else []),
+            "counts": counts,
             "backends": backends,
             "waiting_for_approval": {k: sorted(set(v)) for k, v in sorted(waiting.items())},
+            "assets": assets,
+            "attention": attention,
+            "eta_s": queue_eta(items, jobs, clock, max(1, len(backends))),
             "updated_at": snap.taken_at,
         }
+
+
+def progress_fields(item: PlanItem, job: Job | None,
+                    durations: Mapping[tuple[str, str], float]) -> dict[str, Any]:
+    """started_at, elapsed, queue position and ETA of an artifact's current job.
+
+    The ETA is the mean duration keyframed measured for the artifact's template on the
+    job's backend (``.keyframed/state.db``, table ``durations``) less the time already spent;
+    None until one job of that template has finished there.
+    """
+    job = _current(item, job)
+    live = job is not None and job.state in ("ready", "submitted", "running")
+    started = job.started_at if live and job is not None else None
+    elapsed = max(0.0, time.time() - started) if started is not None else None
+    eta = None
+    if live and job is not None:
+        mean = durations.get((item.artifact.recipe.template, job.backend or "")) \
+            or _any_backend(durations, item.artifact.recipe.template)
+        if mean is not None:
+            eta = round(max(0.0, mean - (elapsed or 0.0)), 1)
+    return {
+        "started_at": started,
+        "elapsed_s": None if elapsed is None else round(elapsed, 1),
+        "queue_position": job.queue_position if live and job is not None else None,
+        "eta_s": eta,
+    }
+
+
+def _any_backend(durations: Mapping[tuple[str, str], float], template: str) -> float | None:
+    """The mean duration of a template on whichever backend measured it (a job not yet sent)."""
+    seen = [v for (t, _), v in durations.items() if t == template]
+    return sum(seen) / len(seen) if seen else None
+
+
+def queue_eta(items: list[PlanItem], jobs: Mapping[str, Job],
+              durations: Mapping[tuple[str, str], float], lanes: int) -> float | None:
+    """Seconds until everything queued or running is done, from measured durations, spread
+    over the backends; None while nothing waits or no duration is known yet."""
+    left = 0.0
+    known = False
+    for item in items:
+        fields = progress_fields(item, jobs.get(item.path), durations)
+        job = _current(item, jobs.get(item.path))
+        if job is None or job.state not in ("ready", "submitted", "running"):
+            continue
+        if fields["eta_s"] is not None:
+            left += float(fields["eta_s"])
+            known = True
+    return round(left / lanes, 1) if known else None
+
+
+def attention_list(root: Path, snap: Snapshot, items: list[PlanItem], jobs: Mapping[str, Job],
+                   lacking: Mapping[str, str], backends: list[dict[str, Any]],
+                   config_error: Diagnostic | None) -> list[dict[str, str]]:
+    """Everything a person has to act on, each with the next step (a command or a file)."""
+    out: list[dict[str, str]] = []
+    for d in snap.diagnostics:
+        fix = f"edit {d.file} line {d.line}" + (f": {d.suggestion}" if d.suggestion else "")
+        out.append(_note("input_error", f"{d.file}:{d.line}", d.message, fix))
+    if config_error is not None:
+        out.append(_note("config_reload", f"{config_error.file}:{config_error.line}",
+                         config_error.message, f"fix {config_error.file}, then reload again "
+                         f"(`kill -HUP {os.getpid()}`); the old configuration stays in use"))
+    for b in backends:
+        if not b.get("up", True):
+            where = b.get("url") or b["name"]
+            out.append(_note("backend_down", b["name"], f"{where}: {b.get('error') or 'no answer'}",
+                             f"start the ComfyUI server at {where} or fix its url in "
+                             "keyframed.toml; `keyframed doctor` checks it"))
+    for item in items:
+        job = _current(item, jobs.get(item.path))
+        if item.state != "stale" or job is None:
+            continue
+        if job.state == "failed":
+            out.append(_note("failed", item.path, job.error or "failed",
+                             retry_command(root, item)))
+        elif job.state == "ready" and item.path in lacking:
+            out.append(_note("no_backend", item.path, lacking[item.path],
+                             "`keyframed doctor` names what to install, or add a backend that "
+                             "has it to keyframed.toml"))
+    out += [_note("unused_marker", rel, "no artifact of this scene is retried by this marker",
+                  f"delete {rel}; `keyframed retry --help` lists the targets")
+            for rel in unused_markers(root, snap)]
+    return out
+
+
+def _note(kind: str, subject: str, message: str, next_step: str) -> dict[str, str]:
+    return {"kind": kind, "subject": subject, "message": message, "next": next_step}
+
+
+def retry_command(root: Path, item: PlanItem) -> str:
+    """The command that makes a new take of a failed artifact, once its cause is fixed."""
+    art = item.artifact
+    if art.scene is None:
+        return f"keyframed retry {root} asset {art.name}"
+    target = art.name.removeprefix("keyframe-")
+    return f"keyframed retry {root} scene {art.scene} {target}"
+
+
+def unused_markers(root: Path, snap: Snapshot) -> list[str]:
+    """``scene-XX/*.retry`` files that name no artifact of their scene: nothing consumes them."""
+    if not snap.ok:
+        return []
+    names: dict[str, set[str]] = {}
+    for art in snap.artifacts:
+        if art.scene is not None:
+            known = names.setdefault(f"scene-{art.scene:02d}", set())
+            known.add(f"{art.name}.retry")
+            if art.kind == "video":
+                known.add("video.retry")
+    unused = []
+    for folder, known in sorted(names.items()):
+        try:
+            found = [e.name for e in os.scandir(root / folder) if e.name.endswith(".retry")]
+        except OSError:
+            continue
+        unused += [f"{folder}/{n}" for n in sorted(found) if n not in known]
+    return unused
+
+
+def _read(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def read_status(root: Path) -> dict[str, Any]:
+    """The root status and every scene status, as one document (``status --json``)."""
+    scenes = [doc for path in sorted(root.glob("scene-*/status.json"))
+              if (doc := _read(path)) is not None]
+    return {"project": _read(root / ROOT_STATUS), "scenes": scenes}

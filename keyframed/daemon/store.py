@@ -11,16 +11,17 @@ version and opening an older database applies the missing ones in order.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from keyframed.errors import StoreError
+from keyframed.errors import SpaceError, StoreError
 from keyframed.handlers.fingerprint import Components
 from keyframed.handlers.verdict import Record
 
@@ -60,10 +61,54 @@ MIGRATIONS: tuple[str, ...] = (
         path TEXT PRIMARY KEY, expected_hash TEXT NOT NULL, fingerprint TEXT NOT NULL,
         components TEXT NOT NULL, take INTEGER NOT NULL, backend TEXT);
     """,
+    # 2: progress (issue 12): when a job started running, where it is in its server's queue,
+    # and the measured durations per template and backend that ETAs are drawn from.
+    """
+    ALTER TABLE jobs ADD COLUMN started_at REAL;
+    ALTER TABLE jobs ADD COLUMN queue_position INTEGER;
+    CREATE TABLE durations (
+        template TEXT NOT NULL, backend TEXT NOT NULL, mean_s REAL NOT NULL,
+        runs INTEGER NOT NULL, PRIMARY KEY (template, backend));
+    """,
+    # 3: the output cache (issue 13): every build kept, keyed by the fingerprint that made it.
+    # A row is added only in the transaction that confirms the write, after its blob was
+    # written and fsynced, so a crash never leaves a row whose blob is half-written.
+    """
+    CREATE TABLE cache (
+        fingerprint TEXT PRIMARY KEY, path TEXT NOT NULL, take INTEGER NOT NULL,
+        output_hash TEXT NOT NULL, size INTEGER NOT NULL, backend TEXT,
+        built_at REAL NOT NULL, used_at REAL NOT NULL);
+    CREATE INDEX cache_used ON cache(used_at);
+    CREATE INDEX cache_hash ON cache(output_hash);
+    ALTER TABLE takes ADD COLUMN first INTEGER;
+    """,
+    # 4: Comfy API v2 submissions (issue 15): a key is recorded before its job id is known.
+    """
+    CREATE TABLE v2_submissions (
+        backend TEXT NOT NULL, idem_key TEXT NOT NULL, job_id TEXT,
+        PRIMARY KEY (backend, idem_key));
+    """,
 )
+# Each new duration moves the mean by this share (a server that got faster shows soon).
+DURATION_WEIGHT = 0.3
 SCHEMA_VERSION = len(MIGRATIONS)
 LIVE_STATES = ("ready", "submitted", "running")
 _RECORD_COLUMNS = "path, fingerprint, output_hash, components, take"
+# The backend name a restore from the output cache is recorded under (jobs and artifacts).
+CACHE_BACKEND = "cache"
+
+
+@dataclass(frozen=True)
+class CacheEntry:
+    """One kept build: which artifact, which take, and the content hash of its bytes."""
+
+    fingerprint: str
+    path: str
+    take: int
+    output_hash: str
+    size: int
+    backend: str | None
+    used_at: float
 
 
 def _record(row: sqlite3.Row) -> Record:
@@ -89,13 +134,15 @@ class Job:
     created_at: float
     updated_at: float
     not_before: float
+    started_at: float | None = None
+    queue_position: int | None = None
 
 
 class Store:
     """The state database of one project."""
 
     def __init__(self, path: Path, *, clock: Any = time.time) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        _make_state_dir(path.parent)
         self.path = path
         self._clock = clock
         self._lock = threading.RLock()
@@ -112,11 +159,52 @@ class Store:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA busy_timeout=30000")
+            self._check_sound()
             self._migrate()
         except sqlite3.DatabaseError as exc:
-            raise StoreError(
-                f"{path}: cannot open the state database ({exc}); move it aside to start over"
-            ) from exc
+            raise open_error(path, exc) from exc
+        self._identity = _identity(path)
+
+    def vanished(self) -> bool:
+        """True when the database file at :attr:`path` is gone or is another file now (someone
+        removed ``.keyframed/``): this connection still reads the old, deleted file."""
+        return _identity(self.path) != self._identity
+
+    def restore(self) -> None:
+        """Write this connection's database (the deleted file, still open) back to
+        :attr:`path` and go on with it there, so every build record survives.
+
+        Without this, the outputs keyframed made would all be taken for the user's files on
+        the next start (no record vouches for them) and never be rebuilt again.
+        """
+        with self._lock:
+            _make_state_dir(self.path.parent)
+            tmp = self.path.with_name(self.path.name + ".restore")
+            tmp.unlink(missing_ok=True)
+            copy = sqlite3.connect(tmp, isolation_level=None)
+            try:
+                self._db.backup(copy)
+            finally:
+                copy.close()
+            for suffix in ("-wal", "-shm"):  # of some other database, if any
+                self.path.with_name(self.path.name + suffix).unlink(missing_ok=True)
+            os.replace(tmp, self.path)
+            old, self._db = self._db, sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False, timeout=30)
+            old.close()
+            for pragma in ("journal_mode=WAL", "synchronous=FULL", "busy_timeout=30000"):
+                self._db.execute(f"PRAGMA {pragma}")
+            self._identity = _identity(self.path)
+            self._records = self._approvals = None
+            self.generation += 1
+
+    def _check_sound(self) -> None:
+        """``PRAGMA quick_check`` at open: pages damaged inside a file with a valid header are
+        found here, with a clear message, instead of as a traceback in the middle of a pass
+        (a few milliseconds for a state database of 1,000 scenes)."""
+        verdict = str(self._db.execute("PRAGMA quick_check").fetchone()[0])
+        if verdict != "ok":
+            raise sqlite3.DatabaseError(f"database disk image is malformed ({verdict})")
 
     @classmethod
     def for_project(cls, root: Path, **kwargs: Any) -> Store:
@@ -154,21 +242,41 @@ class Store:
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """Run a block in one ``BEGIN IMMEDIATE`` transaction."""
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
             try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                # The caches may hold what the undone write wrote: read them again.
-                self._records = self._approvals = None
-                raise
-            self._db.execute("COMMIT")
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._db
+                except BaseException:
+                    self._rollback()
+                    raise
+                try:
+                    self._db.execute("COMMIT")
+                except sqlite3.Error:
+                    self._rollback()
+                    raise
+            except sqlite3.OperationalError as exc:
+                raise space_error(self.path, exc) or exc from exc
             self.generation += 1
+
+    def _rollback(self) -> None:
+        # A rollback may fail too (the disk that refused the commit); that must not hide the
+        # first error. SQLite undoes an unfinished transaction itself when the file reopens.
+        with suppress(sqlite3.Error):
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+        # The caches may hold what the undone write wrote: read them again.
+        self._records = self._approvals = None
 
     def _query(self, sql: str, args: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
         with self._lock:
-            cur = self._db.execute(sql, args)
-            return list(cur.fetchall())
+            try:
+                cur = self._db.execute(sql, args)
+                return list(cur.fetchall())
+            except sqlite3.DatabaseError as exc:
+                if isinstance(exc, sqlite3.OperationalError):
+                    # Locked, disk full, I/O: the caller's pass fails and is retried.
+                    raise space_error(self.path, exc) or exc from exc
+                raise StoreError(damaged(self.path, exc)) from exc
 
     def close(self) -> None:
         """Close the connection (idempotent)."""
@@ -248,8 +356,14 @@ class Store:
             for r in rows
         ]
 
-    def finish_write(self, record: Record, backend: str | None, job_id: int | None) -> None:
-        """Confirm a written output: record it, drop the intent, close the job."""
+    def finish_write(self, record: Record, backend: str | None, job_id: int | None,
+                     *, size: int | None = None, restored: bool = False) -> None:
+        """Confirm a written output: record it, drop the intent, close the job.
+
+        With ``size`` the build is also kept in the output cache (its blob is already on
+        disk). A ``restored`` write gets a finished job row under :data:`CACHE_BACKEND`, so
+        status and history show it like a build, in the same transaction.
+        """
         now = self._clock()
         with self.transaction() as db:
             self.record_built(record, backend, db)
@@ -259,6 +373,35 @@ class Store:
                     "UPDATE jobs SET state='done', progress=1, updated_at=? WHERE id=?",
                     (now, job_id),
                 )
+            if restored:
+                db.execute(
+                    "INSERT INTO jobs (path, fingerprint, take, state, backend, progress,"
+                    " created_at, updated_at) VALUES (?, ?, ?, 'done', ?, 1, ?, ?)",
+                    (record.path, record.fingerprint, record.take, CACHE_BACKEND, now, now))
+                db.execute("UPDATE cache SET used_at=? WHERE fingerprint=?",
+                           (now, record.fingerprint))
+            elif size is not None:
+                db.execute(
+                    "INSERT OR REPLACE INTO cache VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (record.fingerprint, record.path, record.take, record.output_hash, size,
+                     backend, now, now))
+
+    # -- output cache --------------------------------------------------------------------------
+
+    def cache_entries(self) -> dict[str, CacheEntry]:
+        """Every kept build by fingerprint."""
+        rows = self._query("SELECT fingerprint, path, take, output_hash, size, backend, used_at"
+                           " FROM cache")
+        return {r[0]: CacheEntry(*r) for r in rows}
+
+    def cache_drop(self, fingerprints: list[str]) -> None:
+        """Forget kept builds (damaged, or evicted)."""
+        with self.transaction() as db:
+            db.executemany("DELETE FROM cache WHERE fingerprint=?", [(f,) for f in fingerprints])
+
+    def cache_hashes_in_use(self) -> set[str]:
+        """Content hashes still named by a cache row."""
+        return {str(r[0]) for r in self._query("SELECT DISTINCT output_hash FROM cache")}
 
     def drop_write(self, path: str) -> None:
         """Forget an announced write that never happened."""
@@ -318,8 +461,16 @@ class Store:
         rows = self._query("SELECT path, take, note FROM takes")
         return {r[0]: r[1] for r in rows}, {r[0]: r[2] for r in rows if r[2]}
 
-    def consume_retry(self, marker: str, marker_hash: str, artifact: str, note: str) -> bool:
-        """Move an artifact to its next take, once per marker (path + content hash).
+    def batches(self) -> dict[str, int]:
+        """Per artifact path, the first take of its latest retry when that retry made several
+        (candidates): takes ``first`` to the newest are all built."""
+        rows = self._query("SELECT path, first FROM takes WHERE first IS NOT NULL"
+                           " AND first < take")
+        return {r[0]: r[1] for r in rows}
+
+    def consume_retry(self, marker: str, marker_hash: str, artifact: str, note: str,
+                      count: int = 1) -> bool:
+        """Move an artifact ``count`` takes on (candidates), once per marker (path + hash).
 
         Returns False when this marker was already consumed (a restart after the take was
         recorded but before the marker file was removed).
@@ -334,9 +485,10 @@ class Store:
             db.execute("INSERT INTO consumed_markers VALUES (?, ?, ?)",
                        (marker, marker_hash, self._clock()))
             db.execute(
-                "INSERT INTO takes VALUES (?, 1, ?) ON CONFLICT(path) DO UPDATE SET"
-                " take = take + 1, note = excluded.note",
-                (artifact, note),
+                "INSERT INTO takes (path, take, note, first) VALUES (?, ?, ?, 1)"
+                " ON CONFLICT(path) DO UPDATE SET first = take + 1,"
+                " take = take + excluded.take, note = excluded.note",
+                (artifact, count, note),
             )
         return True
 
@@ -358,6 +510,27 @@ class Store:
             db.execute("DELETE FROM uploads WHERE backend=?", (backend,))
 
 
+    # -- Comfy API v2 submissions ------------------------------------------------------------
+
+    def submission(self, backend: str, idem_key: str) -> tuple[bool, str | None]:
+        """Whether an idempotency key was ever sent by this project, and its job id if known."""
+        rows = self._query("SELECT job_id FROM v2_submissions WHERE backend=? AND idem_key=?",
+                           (backend, idem_key))
+        return (True, rows[0][0]) if rows else (False, None)
+
+    def intend_submission(self, backend: str, idem_key: str) -> None:
+        """Record a key before it is sent, so a crash before the answer is recorded is seen."""
+        with self.transaction() as db:
+            db.execute("INSERT OR IGNORE INTO v2_submissions VALUES (?, ?, NULL)",
+                       (backend, idem_key))
+
+    def note_submission(self, backend: str, idem_key: str, job_id: str) -> None:
+        """Record the job id a submission under this key created."""
+        with self.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO v2_submissions VALUES (?, ?, ?)",
+                       (backend, idem_key, job_id))
+
+
 class JobStore:
     """The jobs table: one live job per artifact path at most (a unique partial index)."""
 
@@ -367,7 +540,8 @@ class JobStore:
     def _rows(self, where: str, args: tuple[Any, ...] = ()) -> list[Job]:
         rows = self.store._query(
             "SELECT id, path, fingerprint, take, state, backend, prompt_id, attempts, lost, error,"
-            f" progress, created_at, updated_at, not_before FROM jobs WHERE {where} ORDER BY id",
+            " progress, created_at, updated_at, not_before, started_at, queue_position"
+            f" FROM jobs WHERE {where} ORDER BY id",
             args,
         )
         return [Job(*r) for r in rows]
@@ -402,8 +576,9 @@ class JobStore:
 
     def set_state(self, job_id: int, state: str, **fields: Any) -> None:
         """Move a job to a state, updating any of backend, prompt_id, attempts, lost, error,
-        progress, not_before."""
-        allowed = {"backend", "prompt_id", "attempts", "lost", "error", "progress", "not_before"}
+        progress, not_before, started_at, queue_position."""
+        allowed = {"backend", "prompt_id", "attempts", "lost", "error", "progress", "not_before",
+                   "started_at", "queue_position"}
         assert set(fields) <= allowed, fields
         sets = ", ".join(f"{k} = ?" for k in fields)
         sql = f"UPDATE jobs SET state = ?, updated_at = ?{', ' + sets if sets else ''} WHERE id = ?"
@@ -419,6 +594,26 @@ class JobStore:
         """Record progress (a hint; not worth a fsync per tick, but cheap enough here)."""
         with self.store.transaction() as db:
             db.execute("UPDATE jobs SET progress = ? WHERE id = ?", (value, job_id))
+
+    def queue_position(self, job_id: int, position: int | None) -> None:
+        """Record where the job is in its server's queue (0: running there)."""
+        with self.store.transaction() as db:
+            db.execute("UPDATE jobs SET queue_position = ? WHERE id = ?", (position, job_id))
+
+    def record_duration(self, template: str, backend: str, seconds: float) -> None:
+        """Fold one finished job's duration into the mean of its template on its backend."""
+        with self.store.transaction() as db:
+            db.execute(
+                "INSERT INTO durations (template, backend, mean_s, runs) VALUES (?, ?, ?, 1)"
+                " ON CONFLICT (template, backend) DO UPDATE SET"
+                " mean_s = mean_s + ? * (excluded.mean_s - mean_s), runs = runs + 1",
+                (template, backend, seconds, DURATION_WEIGHT),
+            )
+
+    def durations(self) -> dict[tuple[str, str], float]:
+        """(template, backend) → mean seconds a job took there, as measured."""
+        rows = self.store._query("SELECT template, backend, mean_s FROM durations")
+        return {(r[0], r[1]): float(r[2]) for r in rows}
 
     def count_submissions(self, path: str, fingerprint: str) -> int:
         """How many jobs were ever made for this exact recipe."""
@@ -437,3 +632,52 @@ class JobStore:
                 " AND k.id >= j.id) <= ?)",
                 (keep_per_path,),
             )
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
+
+
+def _make_state_dir(state: Path) -> None:
+    """Create ``.keyframed/``, or say in words why the project folder does not allow it."""
+    try:
+        state.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(
+            f"{state}: cannot create keyframed's state folder ({exc.strerror or exc}); "
+            f"keyframed writes its state and outputs inside the project, so the folder "
+            f"{state.parent} must be writable (chmod u+w, or mount it read-write)") from exc
+
+
+def space_error(path: Path, exc: sqlite3.OperationalError) -> SpaceError | None:
+    """A :class:`SpaceError` when SQLite says the disk is full, else None."""
+    if "full" not in str(exc).lower():
+        return None
+    return SpaceError(f"{path.parent.parent}: the disk is full ({exc}); free some space there: "
+                      "keyframed goes on by itself once it can write again")
+
+
+def damaged(path: Path, exc: BaseException) -> str:
+    """The message for a state database whose content is damaged."""
+    return (f"{path}: the state database is damaged ({exc}); stop keyframed, move the file "
+            f"aside (for example `mv {path} {path}.damaged`) and start again: keyframed then "
+            "rebuilds its records, and outputs it cannot vouch for are kept as your files")
+
+
+def open_error(path: Path, exc: sqlite3.DatabaseError) -> StoreError:
+    """A clear error for a database that does not open: read-only place, or damaged file."""
+    text = str(exc).lower()
+    writable = os.access(path.parent, os.W_OK) and (not path.exists() or os.access(path, os.W_OK))
+    if "readonly" in text or "read-only" in text or "unable to open" in text or not writable:
+        return StoreError(
+            f"{path}: cannot write the state database ({exc}); the project folder and its "
+            f".keyframed/ must be writable (chmod u+w, or mount it read-write); the database "
+            "itself is fine, keep it")
+    if "locked" in text or "busy" in text:
+        return StoreError(f"{path}: the state database is in use ({exc}); is another keyframed "
+                          "running on this project?")
+    return StoreError(damaged(path, exc))

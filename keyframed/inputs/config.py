@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from keyframed.errors import ConfigError
-from keyframed.settings import Settings
+from keyframed.settings import BackendSettings, Settings, origin
 
 PROJECT_CONFIG = "keyframed.toml"
 ENV_PREFIX = "KEYFRAMED_"
@@ -49,6 +49,9 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: {exc}") from exc
     except RecursionError as exc:
         raise ConfigError(f"{path}: invalid TOML: nested too deeply") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); TOML files are UTF-8: "
+                          "save it as UTF-8") from exc
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read ({exc.strerror})") from exc
 
@@ -116,18 +119,58 @@ def load_settings(
     candidates = [user_config_path(env)]
     if project is not None:
         candidates.append(project / PROJECT_CONFIG)
-    for path in candidates:
-        if path.is_file():
-            layer = _read_toml(path)
-            if path.name == PROJECT_CONFIG and project is not None:
-                _check_project_tokens(path, layer)
-            data = merge(data, layer)
-            sources.append(str(path))
+    trusted: list[Any] = []
+    for n, path in enumerate(candidates):
+        if not _is_config_file(path):
+            continue
+        layer = _read_toml(path)
+        if path.name == PROJECT_CONFIG and project is not None and n > 0:
+            _check_project_tokens(path, layer)
+        else:
+            trusted.append(layer.get("backends"))
+        data = merge(data, layer)
+        sources.append(str(path))
     data = merge(data, _env_layer(env))
     data = merge(data, overrides or {})
+    trusted.append((overrides or {}).get("backends"))
     if "backends" in data and isinstance(data["backends"], list):
         data["backends"] = tuple(data["backends"])
     try:
-        return Settings.model_validate(data)
+        settings = Settings.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_describe(exc, sources)) from exc
+    return settings.model_copy(update={"token_origins": _origins(trusted)})
+
+
+def _is_config_file(path: Path) -> bool:
+    """True for a regular file (or a link to one); False when nothing is there.
+
+    Raises:
+        ConfigError: something else is there (a folder, a FIFO, a dangling link): skipping it
+            would quietly send jobs to the default server.
+    """
+    if path.is_file():
+        return True
+    if not os.path.lexists(path):
+        return False
+    what = "a folder" if path.is_dir() else "a dangling link" if path.is_symlink() \
+        else "not a regular file"
+    raise ConfigError(f"{path}: is {what}, not a config file; remove or replace it with a TOML "
+                      "file")
+
+
+def _origins(layers: list[Any]) -> tuple[str, ...]:
+    """The servers the user's own layers name (the default backend's too when no layer of the
+    user's names any): these alone may be sent a token from the environment."""
+    default = BackendSettings(name="local").url
+    urls = [b.get("url", default) for layer in layers
+            if isinstance(layer, list) for b in layer if isinstance(b, Mapping)]
+    if not any(isinstance(layer, list) for layer in layers):
+        urls.append(default)
+    found: set[str] = set()
+    for url in urls:
+        try:
+            found.add(origin(str(url)))
+        except ValueError:
+            continue  # refused by validation where it is used
+    return tuple(sorted(found))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageOps
@@ -25,6 +26,7 @@ from keyframed.render.imaging import (
     load_image,
     png_bytes,
 )
+from keyframed.render.video_frames import VideoFrames, is_video, read_frames
 
 THUMB_W, THUMB_H = 256, 144
 BORDER = 5
@@ -68,12 +70,15 @@ class Tile:
         caption: the line under the thumbnail (for example ``keyframe-start``).
         state: the artifact's state (``fresh``, ``stale``, ``blocked``, …).
         approved: draw an ``APPROVED`` badge.
+        digest: the file's content hash where the caller knows it: a video's frames are
+            decoded once per content, not on every drawing.
     """
 
     path: Path | None
     caption: str
     state: str
     approved: bool = False
+    digest: str | None = None
 
 
 @dataclass(frozen=True)
@@ -213,7 +218,13 @@ def _draw_tile(sheet: Image.Image, pen: ImageDraw.ImageDraw, box: TileBox, max_p
         (box.x, box.y, box.x + box.w - 1, box.y + box.h - 1), fill=state_colour(box.state)
     )
     left, top, right, bottom = box.thumb
-    sheet.paste(_thumbnail(box.tile.path, (right - left, bottom - top), max_pixels), (left, top))
+    size = (right - left, bottom - top)
+    path = box.tile.path
+    if path is not None and is_video(path) and path.is_file():
+        thumb = video_thumbnail(path, box.tile.digest or _stat_key(path), size, max_pixels)
+    else:
+        thumb = _thumbnail(path, size, max_pixels)
+    sheet.paste(thumb, (left, top))
     badge = BADGES.get(box.state)
     if badge:
         _badge(pen, badge, (left + 4, top + 4), state_colour(box.state), right_align=False)
@@ -245,20 +256,69 @@ def _thumbnail(path: Path | None, size: tuple[int, int], max_pixels: int) -> Ima
     try:
         im = load_image(path, max_pixels=max_pixels)
     except OutputError:
-        return _placeholder(
-            size, "video" if path.suffix.lower() in {".mp4", ".mov"} else "unreadable"
-        )
+        return _placeholder(size, "unreadable")
     im.thumbnail(size, Image.Resampling.LANCZOS)
     ground = Image.new("RGBA", size, (*THUMB_BG, 255))
     fitted = ImageOps.pad(im, size, method=Image.Resampling.LANCZOS, color=(*THUMB_BG, 255))
     return Image.alpha_composite(ground, fitted).convert("RGB")
 
 
-def _placeholder(size: tuple[int, int], text: str) -> Image.Image:
+def _stat_key(path: Path) -> str:
+    info = path.stat()
+    return f"{info.st_size}:{info.st_mtime_ns}:{info.st_ino}"
+
+
+@lru_cache(maxsize=64)
+def video_thumbnail(path: Path, key: str, size: tuple[int, int], max_pixels: int) -> Image.Image:
+    """A video's tile: its first, middle and last frame side by side over a line giving its
+    duration and frame count; or a "cannot read video" card saying why.
+
+    Cached by ``key`` (the file's content hash): the frames of one video are decoded once, not
+    on every drawing of a sheet or the storyboard.
+    """
+    frames = video_frames(path, key, max_pixels)
+    if isinstance(frames, str):
+        return _placeholder(size, "cannot read video", why=frames)
+    return frame_strip(frames, size)
+
+
+@lru_cache(maxsize=256)
+def video_frames(path: Path, key: str, max_pixels: int) -> VideoFrames | str:
+    """The frames of the video at ``path`` (whose content is ``key``), or why it cannot be
+    read, decoded once per content."""
+    try:
+        return read_frames(path, max_pixels=max_pixels)
+    except OutputError as exc:
+        return str(exc).removeprefix("cannot read video").removeprefix(f" {path.name}")[2:] \
+            or str(exc)
+
+
+def frame_strip(frames: VideoFrames, size: tuple[int, int]) -> Image.Image:
+    """Up to three frames left to right on the dark ground, the label on a bar below."""
+    face = font(12)
+    bar = line_height(face) + 6
+    ground = Image.new("RGB", size, THUMB_BG)
+    cell_w = size[0] // max(1, len(frames.frames))
+    cell = (max(1, cell_w - 2), max(1, size[1] - bar - 2))
+    for n, frame in enumerate(frames.frames):
+        fitted = ImageOps.pad(frame, cell, method=Image.Resampling.LANCZOS,
+                              color=(*THUMB_BG, 255))
+        ground.paste(fitted.convert("RGB"), (n * cell_w + 1, 1))
+    pen = ImageDraw.Draw(ground)
+    pen.text((4, size[1] - bar + 3), fit_line(frames.label, face, size[0] - 8),
+             fill=(230, 230, 230), font=face)
+    return ground
+
+
+def _placeholder(size: tuple[int, int], text: str, why: str = "") -> Image.Image:
     tile = Image.new("RGB", size, PLACEHOLDER)
     face = font(16)
     width = face.getlength(text)
-    ImageDraw.Draw(tile).text(
-        ((size[0] - width) / 2, size[1] * 2 / 3), text, fill=PLACEHOLDER_INK, font=face
-    )
+    pen = ImageDraw.Draw(tile)
+    top = size[1] / 2 if why else size[1] * 2 / 3
+    pen.text(((size[0] - width) / 2, top), text, fill=PLACEHOLDER_INK, font=face)
+    if why:
+        small = font(11)
+        pen.text((6, top + line_height(face) + 4), fit_line(why, small, size[0] - 12),
+                 fill=PLACEHOLDER_INK, font=small)
     return tile

@@ -35,6 +35,7 @@ from keyframed.errors import OutputError
 from keyframed.fsio import write_inside
 from keyframed.handlers.verdict import PlanItem
 from keyframed.render import contact
+from keyframed.render.video_frames import is_video
 
 log = structlog.get_logger(__name__)
 SCENE_SHEET = "contact-sheet.png"
@@ -100,6 +101,18 @@ def _caption(item: PlanItem) -> str:
     return f"{name} (take {item.artifact.recipe.take})" if item.artifact.recipe.take else name
 
 
+def take_caption(snap: Snapshot, item: PlanItem) -> str:
+    """A tile's caption once an artifact has several takes (issue 13): the take number on
+    each, and ``picked`` on the live one that a ``.pick`` file chose. The other candidates of
+    a ``--takes N`` retry are tiles of their own (their ``takes/`` paths), so a scene's sheet
+    shows the takes of each artifact side by side."""
+    take = item.artifact.recipe.take
+    base = item.artifact.name.split(".take-", 1)[0]
+    if snap.picked.get(item.path) == take:
+        return f"{base} take {take} picked"
+    return f"{base} take {take}" if take or ".take-" in item.path else _caption(item)
+
+
 def _approved(snap: Snapshot, item: PlanItem) -> bool:
     art = item.artifact
     if art.kind != "keyframe" or art.scene is None:
@@ -120,7 +133,8 @@ def scene_tiles(snap: Snapshot, scene: int, state_of: StateOf,
     return [
         # A path with no hash is missing, or leads outside the project: nothing to draw.
         contact.Tile(path=snap.root / i.path if snap.hashes.get(i.path) else None,
-                     caption=_caption(i), state=state_of(i), approved=_approved(snap, i))
+                     caption=take_caption(snap, i), state=state_of(i),
+                     approved=_approved(snap, i), digest=snap.hashes.get(i.path))
         for i in items
     ]
 
@@ -139,6 +153,8 @@ class SheetWriter:
         self._clock = clock
         self._keys: dict[str, str] = {}
         self._kept: set[str] = set()
+        # Videos the sheets could not show, by artifact path: the reason goes in status.
+        self.notes: dict[str, str] = {}
         # While busy: no scene sheets, or no storyboard, drawn before these times.
         self._next_scenes = clock() + BUSY_MIN_S
         self._next_board = clock() + BOARD_MIN_S
@@ -166,6 +182,7 @@ class SheetWriter:
         rows = [(f"Scene {scene.number}: {scene.title}",
                  scene_tiles(snap, scene.number, state_of, grouped.get(scene.number, [])))
                 for scene in scenes]
+        self.notes = self._video_notes(rows)
         # A sheet not drawn now keeps its old key, so it still counts as changed later.
         if not busy or started >= self._next_scenes:
             for scene, (label, tiles) in zip(scenes, rows, strict=True):
@@ -184,6 +201,20 @@ class SheetWriter:
                                                max_pixels=self.max_pixels), written, key)
                 self._next_board = self._after(started, BOARD_MIN_S)
         return written
+
+    def _video_notes(self, rows: list[tuple[str, list[contact.Tile]]]) -> dict[str, str]:
+        """``cannot read video: why`` for each video on the sheets that does not decode
+        (decoded once per content: the same cache draws the tiles)."""
+        notes: dict[str, str] = {}
+        for _, tiles in rows:
+            for tile in tiles:
+                if tile.path is None or tile.digest is None or not is_video(tile.path):
+                    continue
+                frames = contact.video_frames(tile.path, tile.digest, self.max_pixels)
+                if isinstance(frames, str):
+                    notes[tile.path.relative_to(self.root).as_posix()] = \
+                        f"cannot read video: {frames}"
+        return notes
 
     def _after(self, started: float, least: float) -> float:
         """When drawing that began at ``started`` (and ended now) may next happen while busy."""

@@ -10,6 +10,7 @@ path, and that the loop carries on (another pass runs and writes valid status fi
 from __future__ import annotations
 
 import json
+import resource
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -22,7 +23,7 @@ import pytest
 from PIL import Image
 
 from keyframed.backends.comfy import ComfyClient, RetryPolicy, prompt_id_for, run_job
-from keyframed.backends.comfy.deadline import DeadlineTransport
+from keyframed.backends.comfy.deadline import MAX_ANSWER_BYTES, DeadlineTransport
 from keyframed.daemon.loop import Reconciler
 from keyframed.daemon.store import Job
 from keyframed.errors import ComfyPermanentError, ComfyTransientError
@@ -79,7 +80,9 @@ def assert_contained(tmp_path: Path, before: dict[str, bytes], allowed: set[str]
         if not name.startswith("p/") or before.get(name) == data:
             continue
         rel = name[2:]
-        assert rel in allowed or rel in OWN or rel.endswith(OWN_SUFFIXES), rel
+        kept_take = "/takes/" in f"/{rel}" and rel.rsplit("/", 1)[-1].startswith(
+            tuple(a.rsplit("/", 1)[-1].rsplit(".", 1)[0] + ".take-" for a in allowed))
+        assert rel in allowed or kept_take or rel in OWN or rel.endswith(OWN_SUFFIXES), rel
     state = tmp_path / "p" / ".keyframed"
     assert not list(state.glob("kf-dl-*")), "a download folder was left behind"
     assert not list((tmp_path / "p").rglob(".kf-tmp-*")), "a temp file was left behind"
@@ -517,3 +520,22 @@ def test_a_restart_on_an_empty_input_folder_gets_the_inputs_again(
     built(rec, LAYER)  # not "Invalid image file" for ever
     assert len(server.records.uploads) > uploads
     assert job_of(rec, LAYER).attempts == 0
+
+
+@pytest.mark.parametrize("route", ["GET /object_info", "GET /history/*", "GET /queue"])
+def test_a_json_answer_of_gigabytes_is_not_read_into_memory(
+    fake_comfy: FakeComfy, route: str
+) -> None:
+    # A server (or something in front of it) answering 4 GiB of JSON: keyframed stops reading
+    # at its bound (MAX_ANSWER_BYTES) with a permanent error naming the server (issue 14).
+    fake_comfy.faults.flood_next(route, n=10)
+    client = ComfyClient(fake_comfy.url, name="gpu", websocket=False,
+                         retry=RetryPolicy(attempts=1))
+    started = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with client, pytest.raises(ComfyPermanentError, match=r"over the \d+ bytes keyframed reads"):
+        if route == "GET /object_info":
+            client.preflight()
+        else:  # /history/{id} first, then /queue
+            client.lookup("c3b1fd6e-4c55-5b7c-8d5a-2f6b0e3a9c11")
+    grown_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - started
+    assert grown_kib < 3 * (MAX_ANSWER_BYTES >> 10)

@@ -135,6 +135,9 @@ def project(tmp_path: Path, url: str) -> Path:
              "[[backends]]", 'name = "gpu0"', 'kind = "comfyui"', f'url = "{url}"',
              "max_in_flight = 2", "timeout_s = 60"]
     (root / "keyframed.toml").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    # The user's own config names the server too: only then may it be sent the token.
+    (root.parent / "user-config.toml").write_text(
+        "[[backends]]\n" f'name = "gpu0"\nurl = "{url}"\n', encoding="utf-8")
     return root
 
 
@@ -154,9 +157,10 @@ def faults_that_log_errors(server: FakeComfy, token: str) -> None:
     server.faults.fail_next_prompts(1)
 
 
-def run(root: Path, token: str, *args: str) -> subprocess.CompletedProcess[str]:
+def run(root: Path, token: str, *args: str,
+        user_config: str = "user-config.toml") -> subprocess.CompletedProcess[str]:
     env = {**os.environ, TOKEN_ENV: token, "KEYFRAMED_LOG_FORMAT": "json",
-           "KEYFRAMED_CONFIG": str(root / "no-user-config.toml")}
+           "KEYFRAMED_CONFIG": str(root.parent / user_config)}
     return subprocess.run([*CLI, *args], capture_output=True, text=True, env=env, timeout=180,
                           check=False)
 
@@ -168,7 +172,7 @@ def test_the_token_is_sent_and_shown_nowhere(
     root = project(tmp_path, proxy.url)
     faults_that_log_errors(server, token)
     done = run(root, token, "run", str(root), "--timeout", "150", "-v")
-    assert "19 fresh" in done.stdout, done.stdout + done.stderr[-3000:]
+    assert "19 artifacts: 18 done, 1 fresh" in done.stdout, done.stdout + done.stderr[-3000:]
     # Errors were logged (so the check below means something), and none carries the token.
     for event in ("comfy_retry", "job_retry"):
         assert event in done.stderr, event
@@ -246,3 +250,18 @@ def test_errors_and_reprs_in_process_carry_no_token(
     assert texts
     assert_nowhere(token, *texts)
     assert any("[redacted]" in t for t in texts)
+
+
+def test_a_server_only_the_project_names_gets_no_token(
+    proxied: tuple[FakeComfy, RecordingProxy], tmp_path: Path, token: str
+) -> None:
+    # A project folder received from someone else names its own server: the user's token
+    # from the environment must not go there (issue 14).
+    _, proxy = proxied
+    root = project(tmp_path, proxy.url)
+    done = run(root, token, "run", str(root), "--timeout", "150",
+               user_config="no-such-user-config.toml")
+    assert "19 artifacts: 18 done, 1 fresh" in done.stdout, done.stdout + done.stderr[-3000:]
+    assert b"Authorization" not in proxy.received()
+    assert_nowhere(token, proxy.received(), done.stdout, done.stderr)
+    assert "token_withheld" in done.stderr

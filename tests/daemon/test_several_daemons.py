@@ -104,7 +104,8 @@ def has_prompt(png: Path) -> bool:
 def assert_made_by_own_prompts(root: Path) -> None:
     """Every image in the project came from a prompt of this project, for this very path."""
     pid = project_id(root)
-    pngs = [p for p in root.glob("scene-*/**/*.png") if p.name != "contact-sheet.png"]
+    pngs = [p for p in root.glob("scene-*/**/*.png")
+            if p.name != "contact-sheet.png" and "takes" not in p.parts]
     pngs += list((root / "assets").glob("*/*.png"))
     generated = [p for p in pngs if has_prompt(p)]  # the user's reference images carry none
     assert len(generated) == 3 + 5 + 3 + 5, generated  # assets, scene 1, 2, 3 (no videos)

@@ -107,7 +107,8 @@ class Executor:
         self.client = item.extra_data.get("client_id")
         self.records.add_execution(item.prompt_id)
         run = self._prepare(item)
-        ctx = SaveContext(self.dirs, item.prompt, item.extra_data.get("extra_pnginfo"))
+        ctx = SaveContext(self.dirs, item.prompt, item.extra_data.get("extra_pnginfo"),
+                          video_data=self.faults.video_bytes)
         try:
             success = await self._execute(run, ctx)
         finally:

@@ -71,7 +71,14 @@ class Trickle:
     interval: float
 
 
-Action = Respond | Drop | Hang | Trickle
+@dataclass
+class Flood:
+    """Answer 200 with a JSON array of ``total`` bytes, streamed (chunked, no length)."""
+
+    total: int
+
+
+Action = Respond | Drop | Hang | Trickle | Flood
 
 
 @dataclass
@@ -111,6 +118,9 @@ class Faults:
         self.job_seconds = job_seconds
         self.ws_silent = False
         self.hostile_output_name: str | None = None
+        # What SaveVideo writes instead of its MP4-shaped stand-in: a real video a test made
+        # (the stand-in's samples do not decode).
+        self.video_bytes: bytes | None = None
         self.hostile_output_subfolder: str | None = None
         self.view_mode: ViewMode = "normal"
         self.huge_view_bytes = 256 * 1024 * 1024
@@ -138,6 +148,11 @@ class Faults:
                 then reset instead of answering: the client cannot tell whether it worked.
         """
         self._add(_Rule(route, Drop(after_handling), n))
+
+    def flood_next(self, route: str, n: int = 1, total: int = 4 << 30) -> None:
+        """Answer the next ``n`` matching requests with ``total`` bytes of JSON (4 GiB by
+        default), streamed from a reused buffer so the server itself stays small."""
+        self._add(_Rule(route, Flood(total), n))
 
     def hang(self, route: str) -> None:
         """Never answer matching requests until :meth:`release` (then they are handled)."""

@@ -26,6 +26,7 @@ class SaveContext:
     prompt: dict[str, Any]
     extra_pnginfo: dict[str, Any] | None
     written: list[Path] = field(default_factory=list)
+    video_data: bytes | None = None  # SaveVideo writes these bytes when a test gave some
 
     def write(self, path: Path, data: bytes) -> None:
         """Write a file (output files are not read while being written, so no temp needed)."""
@@ -113,7 +114,8 @@ def save_video(
 ) -> dict[str, Any]:
     """SaveVideo: an MP4 reported under ``images`` with ``animated: [true]``."""
     video = _source(up, "video")
-    data = render.mp4_bytes(video.sig, video.size or DEFAULT_SIZE, video.batch, video.fps or 24.0)
+    data = ctx.video_data or render.mp4_bytes(
+        video.sig, video.size or DEFAULT_SIZE, video.batch, video.fps or 24.0)
     return {**_save_one(ctx, inputs, video, "mp4", data), "animated": [True]}
 
 

@@ -20,7 +20,7 @@ from aiohttp import WSMsgType, web
 
 from .core import Core
 from .executor import now_ms
-from .faults import WRONG_SIZE, Drop, Hang, Respond, Trickle
+from .faults import WRONG_SIZE, Drop, Flood, Hang, Respond, Trickle
 from .files import inside, upload_name, view_path
 from .models import MODEL_FOLDERS
 from .records import AcceptedPrompt, UploadRecord
@@ -89,6 +89,7 @@ class Routes:
             ("GET", "/queue", self.get_queue),
             ("POST", "/queue", self.post_queue),
             ("POST", "/interrupt", self.post_interrupt),
+            ("POST", "/jobs/{prompt_id}/cancel", self.cancel_job),
             ("POST", "/free", self.post_free),
             ("GET", "/history", self.get_history),
             ("GET", "/history/{prompt_id}", self.get_history_item),
@@ -121,6 +122,8 @@ class Routes:
                 await asyncio.sleep(0.01)
         elif isinstance(action, Respond):
             return _canned(action)
+        elif isinstance(action, Flood):
+            return await self._flood(request, action.total)
         elif isinstance(action, Drop) and not action.after_handling:
             _reset_connection(request)
             return web.Response(status=500)
@@ -129,6 +132,23 @@ class Routes:
             _reset_connection(request)
         if isinstance(action, Trickle):
             return await self._trickle(request, response, action.interval)
+        return response
+
+    async def _flood(self, request: web.Request, total: int) -> web.StreamResponse:
+        """A JSON array of ``total`` bytes, chunked: a server gone mad, or a hostile one."""
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        chunk = memoryview(b"0," * (512 * 1024))
+        sent = 0
+        try:
+            await response.write(b"[")
+            while sent < total and not self.core.closing:
+                await response.write(chunk)
+                sent += len(chunk)
+            await response.write(b"0]")
+        except (ConnectionError, RuntimeError):
+            pass  # the client gave up, which is what a careful client does
         return response
 
     async def _trickle(
@@ -225,6 +245,13 @@ class Routes:
             body = {}
         prompt_id = body.get("prompt_id")
         self.core.executor.request_interrupt(prompt_id if prompt_id else None)
+        return _empty_ok()
+
+    async def cancel_job(self, request: web.Request) -> web.Response:
+        """Core jobs API cancel: delete the prompt if pending, interrupt it if it runs."""
+        prompt_id = request.match_info["prompt_id"]
+        self.core.queue.delete(prompt_id)
+        self.core.executor.request_interrupt(prompt_id)
         return _empty_ok()
 
     async def post_free(self, request: web.Request) -> web.Response:

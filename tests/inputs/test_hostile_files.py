@@ -176,7 +176,9 @@ class World:
         folders and symlinks (a daemon output is a regular file holding its recorded bytes)."""
         records = rec.store.records()
         out = {}
-        for rel, state in tree(self.root, skip=lambda p: ".keyframed" in p.parts).items():
+        # takes/ holds keyframed's kept takes (issue 13): its own, like the outputs.
+        for rel, state in tree(self.root, skip=lambda p: ".keyframed" in p.parts
+                               or "takes" in p.parts).items():
             record = records.get(rel)
             if record is not None and state == record.output_hash:
                 continue
@@ -229,7 +231,9 @@ def expect_failed(path: str, says: str, affected: tuple[str, ...] = ()
     which chain from it) is built."""
 
     def check(w: World, rec: Reconciler, doc: dict[str, Any]) -> None:
-        assert doc["ok"] is True, doc["errors"]
+        # No input error; ok is false because a failure needs a person (issue 12).
+        assert not doc["errors"] and doc["ok"] is False, doc["errors"]
+        assert any(a.get("subject") == path for a in doc["attention"]), doc["attention"]
         scene = path.split("/")[0]
         status = json.loads((w.root / scene / "status.json").read_text(encoding="utf-8"))
         entry = next(a for a in status["artifacts"] if a["path"] == path)
@@ -797,7 +801,8 @@ def test_a_project_folder_named_with_spaces_unicode_and_a_leading_dash(
     done = run_cli("run", f"./{root.name}", root=root, cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     # The generated assets were kept as the user's files: 16 artifacts are left, all built.
-    assert done.stdout.startswith("keyframed: 16 artifacts: 16 fresh\n"), done.stdout
+    # Progress lines come first (stdout is no terminal), the summary last.
+    assert done.stdout.endswith("keyframed: 16 artifacts: 15 done, 1 fresh\n"), done.stdout
     assert check_status_files(root)["ok"] is True
     assert len(list(root.glob("scene-*/keyframe-*.png"))) == 6
 

@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO, Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import httpx
 import structlog
@@ -58,12 +58,14 @@ from keyframed.backends.comfy.state import (
     Queued,
     Running,
     parse_history,
+    queue_ahead,
     queue_position,
 )
 from keyframed.backends.comfy.verify import DEFAULT_MAX_PIXELS, Expect, verify_image, verify_video
 from keyframed.errors import ComfyTransientError
 from keyframed.fsio import atomic_writer
 from keyframed.redact import register as register_secret
+from keyframed.settings import mask_url
 
 # UPLOAD_SUBFOLDER and upload_name are re-exported for callers that import them from here.
 __all__ = [
@@ -128,6 +130,9 @@ class ComfyClient:
         if token:
             headers["Authorization"] = f"Bearer {token}"
             register_secret(token)  # scrubbed from every log line and error message
+        password = _url_password(base_url)
+        if password:
+            register_secret(password)  # http://user:pw@host: pw is never shown either
         # Every request goes through the deadline: a server that answers byte by byte must
         # not hold a worker (or the loop, in a preflight) for longer than that.
         bounded = DeadlineTransport(transport or httpx.HTTPTransport(), request_deadline)
@@ -149,7 +154,7 @@ class ComfyClient:
         )
 
     def __repr__(self) -> str:
-        return f"<ComfyClient name={self.name!r} url={self.url!r}>"
+        return f"<ComfyClient name={self.name!r} url={mask_url(self.url)!r}>"
 
     def __enter__(self) -> ComfyClient:
         return self
@@ -394,7 +399,7 @@ class ComfyClient:
         if where == "running":
             return Running()
         if where == "queued":
-            return Queued()
+            return Queued(ahead=queue_ahead(body, prompt_id))
         return self._history(prompt_id, job) or Lost()
 
     def _history(self, prompt_id: str, job: str) -> Done | Failed | None:
@@ -443,6 +448,11 @@ class ComfyClient:
                 state = self.lookup(prompt_id, job=job)
                 if isinstance(state, Done | Failed | Lost):
                     return state
+                # Where the prompt is in the server's line (0: running), for status.json; a
+                # progress callback may take it (the daemon's does), a plain function not.
+                note_place = getattr(on_progress, "queued", None)
+                if callable(note_place):
+                    note_place(state.ahead + 1 if isinstance(state, Queued) else 0)
                 remaining = deadline - clock()
                 if remaining <= 0:
                     raise ComfyTransientError(
@@ -557,3 +567,10 @@ def _pause(wake: threading.Event, seconds: float, sleep: Callable[[float], None]
 def _segment(value: str) -> str:
     """Quote a value for use as one URL path segment."""
     return quote(value, safe="")
+
+
+def _url_password(url: str) -> str | None:
+    try:
+        return urlsplit(url).password
+    except ValueError:
+        return None

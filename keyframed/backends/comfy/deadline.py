@@ -10,6 +10,12 @@ The deadline is the transport's default, or ``extensions={"kf_deadline": seconds
 request (downloads of large videos get the job's remaining time). It is checked between the
 chunks of the body; waiting for the status line and headers is bounded by httpx's own read
 timeout per read.
+
+The transport bounds the size of every body too: at most :data:`MAX_ANSWER_BYTES` (JSON
+answers, error pages), or ``extensions={"kf_max_bytes": n}`` on one request (``/view``
+downloads pass their output's own cap). A body over the bound stops being read at once
+(:class:`AnswerTooLarge`, a permanent error for the client): a server answering several GB is
+never held in memory.
 """
 
 from __future__ import annotations
@@ -19,9 +25,17 @@ from collections.abc import Callable, Iterator
 
 import httpx
 
-__all__ = ["DEADLINE_EXTENSION", "DeadlineTransport"]
+__all__ = ["DEADLINE_EXTENSION", "MAX_BYTES_EXTENSION", "AnswerTooLarge", "DeadlineTransport"]
 
 DEADLINE_EXTENSION = "kf_deadline"
+MAX_BYTES_EXTENSION = "kf_max_bytes"
+# object_info of a ComfyUI with every core node is about 0.6 MB, with many custom nodes a few
+# MB; no JSON answer keyframed reads comes near this.
+MAX_ANSWER_BYTES = 64 << 20
+
+
+class AnswerTooLarge(httpx.DecodingError):
+    """A response body longer than the request's size bound."""
 
 
 class DeadlineTransport(httpx.BaseTransport):
@@ -48,11 +62,13 @@ class DeadlineTransport(httpx.BaseTransport):
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         """Send the request through the inner transport; bound the reading of its body."""
         seconds = float(request.extensions.get(DEADLINE_EXTENSION, self.seconds))
+        limit = int(request.extensions.get(MAX_BYTES_EXTENSION, MAX_ANSWER_BYTES))
         deadline = self.clock() + seconds
         response = self.inner.handle_request(request)
         stream = response.stream
         if isinstance(stream, httpx.SyncByteStream):
-            response.stream = _DeadlineStream(stream, request, deadline, seconds, self.clock)
+            response.stream = _DeadlineStream(stream, request, (deadline, seconds, limit),
+                                              self.clock)
         return response
 
     def close(self) -> None:
@@ -65,23 +81,26 @@ class _DeadlineStream(httpx.SyncByteStream):
         self,
         inner: httpx.SyncByteStream,
         request: httpx.Request,
-        deadline: float,
-        seconds: float,
+        bounds: tuple[float, float, int],
         clock: Callable[[], float],
     ) -> None:
         self._inner = inner
         self._request = request
-        self._deadline = deadline
-        self._seconds = seconds
+        self._deadline, self._seconds, self._limit = bounds
         self._clock = clock
 
     def __iter__(self) -> Iterator[bytes]:
+        count = 0
         for chunk in self._inner:
             if self._clock() > self._deadline:
                 raise httpx.ReadTimeout(
                     f"the answer was still arriving after {self._seconds:g} s (deadline)",
                     request=self._request,
                 )
+            count += len(chunk)
+            if count > self._limit:
+                raise AnswerTooLarge(f"the answer is over the {self._limit} bytes keyframed "
+                                     "reads", request=self._request)
             yield chunk
 
     def close(self) -> None:

@@ -38,6 +38,7 @@ from typing import Any
 
 import httpx
 
+from keyframed.backends.comfy.deadline import AnswerTooLarge
 from keyframed.errors import ComfyError, ComfyPermanentError, ComfyTransientError
 from keyframed.redact import redact
 
@@ -86,6 +87,9 @@ def mapped(server: str, job: str = "") -> Iterator[None]:
         raise
     except httpx.HTTPStatusError as exc:
         raise _status_error(exc.response, server, job) from exc
+    except AnswerTooLarge as exc:
+        raise ComfyPermanentError(f"{server}: {_where(exc.request)}: {exc}", server=server,
+                                  job=job) from exc
     except httpx.HTTPError as exc:
         raise _transport_error(exc, server, job) from exc
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:

@@ -10,7 +10,7 @@ from typing import IO, Any
 
 import httpx
 
-from keyframed.backends.comfy.deadline import DEADLINE_EXTENSION
+from keyframed.backends.comfy.deadline import DEADLINE_EXTENSION, MAX_BYTES_EXTENSION
 from keyframed.backends.comfy.errors import ProtocolMismatch
 from keyframed.errors import OutputError
 
@@ -114,7 +114,11 @@ def stream_view(
         OutputError: the body is (or says it is) larger than ``max_bytes``.
     """
     digest, count = hashlib.sha256(), 0
-    extensions = {} if deadline is None else {DEADLINE_EXTENSION: deadline}
+    # The transport's bound lies a mebibyte past the cap (httpx reads 64 KiB at a time), so the
+    # check below, which names the file, is the one that speaks.
+    extensions: dict[str, float | int] = {MAX_BYTES_EXTENSION: max_bytes + (1 << 20)}
+    if deadline is not None:
+        extensions[DEADLINE_EXTENSION] = deadline
     with http.stream("GET", "/view", params=params, extensions=extensions) as response:
         if response.is_error:
             response.read()  # ComfyUI's error bodies are empty or one line

@@ -55,9 +55,10 @@ class Running:
 
 @dataclass(frozen=True)
 class Queued:
-    """The prompt waits in the queue."""
+    """The prompt waits in the queue; ``ahead`` prompts are before it (running ones too)."""
 
     status: ClassVar[str] = "queued"
+    ahead: int = 0
 
 
 @dataclass(frozen=True)
@@ -133,6 +134,20 @@ def _failure(status: Mapping[str, Any]) -> Failed:
                 interrupted=True,
             )
     return Failed(message=f"status {status.get('status_str')!r} without an error message")
+
+
+def queue_ahead(body: Any, prompt_id: str) -> int:
+    """How many prompts of a ``GET /queue`` answer run or wait before ``prompt_id`` (ComfyUI
+    runs pending prompts in the order of their number, the item's first element)."""
+    running = body.get("queue_running", []) if isinstance(body, Mapping) else []
+    pending = body.get("queue_pending", []) if isinstance(body, Mapping) else []
+    items = [i for i in pending if isinstance(i, list) and len(i) > 1] \
+        if isinstance(pending, list) else []
+    mine = [i[0] for i in items if i[1] == prompt_id]
+    if not mine:
+        return 0
+    before = sum(1 for i in items if isinstance(i[0], int | float) and i[0] < mine[0])
+    return before + (len(running) if isinstance(running, list) else 0)
 
 
 def queue_position(body: Any, prompt_id: str) -> Literal["running", "queued"] | None:

@@ -1,0 +1,102 @@
+"""A full disk, for real: the project on a small tmpfs (issue 14).
+
+Out of space or out of inodes, ``run`` stops with the reason and exit code 3 (no traceback,
+nothing half-written), ``watch`` stays alive and says so in status.json, and both go on by
+themselves once room is made (the tmpfs is grown while the daemon runs). Skipped with the
+reason where mounting is not allowed (CI runs as root).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from tests.daemon.test_daemon_process import start_watch, wait_for
+from tests.planning import copy_sample
+
+CLI = [sys.executable, "-m", "keyframed"]
+LIMITS = {"space": "size=1500k", "inodes": "nr_inodes=40"}
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Path]:
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", LIMITS[request.param], "tmpfs",
+                           str(mount)], capture_output=True, check=False)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (needs root): {done.stderr.decode().strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def grow(mount: Path) -> None:
+    subprocess.run(["mount", "-o", "remount,size=64m,nr_inodes=100000", str(mount)], check=True)
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "KEYFRAMED_CONFIG": os.devnull + ".none"}
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, env=env, timeout=120,
+                          check=False)
+
+
+def assert_outputs_whole(root: Path) -> None:
+    """Every PNG there opens, and no temp file is left behind."""
+    assert not list(root.rglob(".kf-tmp-*"))
+    for png in root.glob("scene-*/**/*.png"):
+        with Image.open(png) as im:
+            im.load()
+
+
+@pytest.mark.parametrize("small_disk", sorted(LIMITS), indirect=True)
+def test_run_on_a_full_disk_stops_clearly_and_resumes(small_disk: Path) -> None:
+    root = copy_sample(small_disk / "p")
+    done = cli("run", str(root))
+    text = done.stdout + done.stderr
+    assert done.returncode == 3, text  # keyframed.daemon.drive.EXIT_FAILED
+    assert "the disk is full" in text and "free some space" in text, text
+    assert "Traceback" not in text
+    assert_outputs_whole(root)
+    grow(small_disk)
+    again = cli("run", str(root))
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "keyframed: 19 artifacts: 18 done, 1 fresh" in again.stdout
+    assert_outputs_whole(root)
+
+
+@pytest.mark.parametrize("small_disk", ["space"], indirect=True)
+def test_watch_stays_alive_on_a_full_disk_and_goes_on_when_there_is_room(
+    small_disk: Path, tmp_path: Path,
+) -> None:
+    root = copy_sample(small_disk / "p")
+    log = tmp_path / "watch.log"  # outside the small disk, so the log itself has room
+    daemon = start_watch(root, log)
+    try:
+        assert wait_for(lambda: "disk_full" in log.read_text(), 60), log.read_text()[-2000:]
+        assert daemon.poll() is None, "the daemon must stay alive"
+        grow(small_disk)
+
+        def settled() -> bool:
+            try:
+                doc = json.loads((root / "status.json").read_text())
+            except (OSError, ValueError):
+                return False
+            return doc["ok"] and doc["counts"].get("fresh", 0) + doc["counts"].get("done", 0) == 19
+
+        assert wait_for(settled, 90), (root / "status.json").read_text()
+        assert "disk_space_back" in log.read_text()
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        daemon.wait(30)
+    assert "Traceback" not in log.read_text()
+    assert_outputs_whole(root)
