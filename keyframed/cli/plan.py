@@ -17,7 +17,9 @@ The ``--json`` document is stable (``"format": 1``)::
 ``state`` is a word of the one vocabulary that ``run``, ``status`` and the status files use
 (``keyframed.daemon.status.STATES``): fresh, done, stale (ready to build), queued, running,
 failed (with ``failed: <ComfyUI's message>`` first among the reasons), blocked (an input is
-stale or missing), input_error, awaiting_approval, user_override; the counts are theirs too.
+stale or missing), input_error (the scene's inputs have errors: ``recipe`` is null, the
+reasons are ``input_error: file:line:col: message``, the old file is left as it is),
+awaiting_approval, user_override; the counts are theirs too.
 Fresh and done artifacts are listed only with ``--all``.
 """
 
@@ -29,8 +31,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from keyframed.daemon.held import Held, held_reasons
 from keyframed.daemon.snapshot import Snapshot, take_snapshot
-from keyframed.daemon.status import artifact_reasons, artifact_state, state_counts
+from keyframed.daemon.status import all_counts, artifact_reasons, artifact_state
 from keyframed.daemon.store import CACHE_BACKEND, Job, JobStore, Store
 from keyframed.errors import ConfigError, StoreError
 from keyframed.handlers.verdict import PlanItem
@@ -79,13 +82,26 @@ def plan_document(snap: Snapshot, include_fresh: bool,
     jobs = jobs or {}
     listed = [i for i in snap.items
               if include_fresh or artifact_state(i, jobs.get(i.path)) not in ("fresh", "done")]
+    rows = [item_json(n, item, backend, jobs.get(item.path), item.path in snap.restorable)
+            for n, item in enumerate(listed, 1)]
+    # What input errors hold back: not built, its old files left as they are.
+    rows += [held_json(len(rows) + n, h, snap) for n, h in enumerate(snap.held, 1)]
     return {
         "format": FORMAT,
         "ok": snap.ok,
         "errors": [d.as_dict() for d in snap.diagnostics],
-        "counts": state_counts(snap.items, jobs),
-        "artifacts": [item_json(n, item, backend, jobs.get(item.path), item.path in snap.restorable)
-                      for n, item in enumerate(listed, 1)],
+        "counts": all_counts(snap, jobs),
+        "artifacts": rows,
+    }
+
+
+def held_json(order: int, held: Held, snap: Snapshot) -> dict[str, Any]:
+    """The plan row of an output that input errors hold back (``input_error``)."""
+    return {
+        "order": order, "path": held.path, "scene": held.scene, "kind": held.kind,
+        "step": held.step, "state": "input_error", "reasons": held_reasons(snap.held_by(held)),
+        "backend": "-", "deps": [], "gate": None, "recipe": None,
+        "fingerprint": held.fingerprint,
     }
 
 
@@ -126,6 +142,6 @@ def run(args: argparse.Namespace) -> int:
     else:
         for d in snap.diagnostics:
             print(d, file=sys.stderr)
-        if snap.planned:  # the scenes that input errors do not block
+        if snap.planned or doc["artifacts"]:  # what is built, and what input errors hold
             _print_table(doc)
     return 0 if snap.ok else 1

@@ -28,7 +28,7 @@ from keyframed.daemon.drive import (
 )
 from keyframed.daemon.loop import Reconciler
 from keyframed.daemon.snapshot import Snapshot
-from keyframed.daemon.status import read_status, state_counts
+from keyframed.daemon.status import all_counts, read_status
 from keyframed.errors import ConfigError, StoreError
 from keyframed.inputs.config import load_settings
 from keyframed.render.live import changes, view
@@ -55,8 +55,8 @@ def summary(snap: Snapshot | None, rec: Reconciler, stopped: Stopped) -> tuple[s
         return "\n".join(["keyframed: the project has errors; nothing was built:",
                           *lines]), EXIT_INPUT
     latest = rec.jobs.latest()
-    counts = state_counts(snap.items, latest, rec.no_backend)
-    lines = [f"keyframed: {len(snap.items)} artifacts: "
+    counts = all_counts(snap, latest, rec.no_backend)
+    lines = [f"keyframed: {len(snap.items) + len(snap.held)} artifacts: "
              + ", ".join(f"{n} {s}" for s, n in counts.items())]
     waits = {str(r) for i in snap.items if i.state == "awaiting_approval" for r in i.reasons
              if r.code.startswith("approval_")}

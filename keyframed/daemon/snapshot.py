@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from keyframed.daemon.hashing import HashCache
+from keyframed.daemon.held import Held, held_outputs, scene_folders
 from keyframed.daemon.store import Store
 from keyframed.errors import Diagnostic, TemplateError
 from keyframed.fsio import sha256_file
@@ -69,6 +70,9 @@ class Snapshot:
     unused_markers: list[str] = field(default_factory=list)
     # Files keyframed built for scenes no longer in the breakdown, still on disk (kept).
     orphaned: list[str] = field(default_factory=list)
+    # The outputs input errors hold back (blocked scenes; everything when nothing can be
+    # planned): shown as ``input_error``, their files untouched (keyframed.daemon.held).
+    held: list[Held] = field(default_factory=list)
     # Stale artifacts whose exact recipe is in the output cache: restored, not built.
     restorable: frozenset[str] = frozenset()
     # The .pick files read (rewritten in place they change no folder; the quiet check
@@ -85,6 +89,12 @@ class Snapshot:
     def planned(self) -> bool:
         """True when at least part of the project could be planned (see ``blocked``)."""
         return self.project is not None
+
+    def held_by(self, held: Held) -> list[Diagnostic]:
+        """The input errors that hold one output back."""
+        if self.planned and held.scene is not None and held.scene in self.blocked:
+            return self.blocked[held.scene]
+        return self.diagnostics
 
     def item(self, path: str) -> PlanItem | None:
         """The plan item of one artifact."""
@@ -287,6 +297,14 @@ def orphans(root: Path, store: Store, scenes: Collection[int]) -> list[str]:
     return sorted(out)
 
 
+def _unplannable(snap: Snapshot, store: Store) -> Snapshot:
+    """A snapshot of a project that cannot be planned at all: every output keyframed knows
+    of (assets included) is held as ``input_error``, none is shown as done."""
+    snap.project = None
+    snap.held = held_outputs(snap.root, store, scene_folders(snap.root, store), assets=True)
+    return snap
+
+
 def take_snapshot(
     root: Path, settings: Settings, store: Store, *, record: bool = False,
     hasher: HashCache | None = None, memo: PlanMemo | None = None,
@@ -301,10 +319,11 @@ def take_snapshot(
                     diagnostics=list(loaded.diagnostics), taken_at=time.time(),
                     blocked=loaded.blocked)
     if loaded.partial is None:
-        return snap
+        return _unplannable(snap, store)
     project = loaded.partial
     snap.scene_numbers = frozenset({s.number for s in project.scenes} | set(loaded.blocked))
     snap.orphaned = orphans(root, store, snap.scene_numbers)
+    snap.held = held_outputs(root, store, loaded.blocked)
     artifacts = desired_artifacts(project, _context(project, settings, root, store), memo)
     contain = Containment(root)
     scan = scan_markers(root, project, artifacts, contain)
@@ -314,15 +333,13 @@ def take_snapshot(
     problems = scan.problems + output_folder_problems(artifacts, contain)
     if problems:
         snap.diagnostics.extend(problems)
-        snap.project = None
-        return snap
+        return _unplannable(snap, store)
     if record and consume_retries(root, artifacts, store, scan.retries, settings):
         artifacts = desired_artifacts(project, _context(project, settings, root, store), memo)
     picks, pick_problems = read_picks(root, artifacts, store.takes()[0], contain)
     if pick_problems:
         snap.diagnostics.extend(pick_problems)
-        snap.project = None
-        return snap
+        return _unplannable(snap, store)
     if picks:
         # A picked take is the live one: its recipe (seed) is that take's, so the build it
         # made before is restored from the output cache, and what uses it follows.
@@ -335,12 +352,10 @@ def take_snapshot(
         template_hashes = _template_hashes(artifacts, root)
     except TemplateFileError as exc:
         snap.diagnostics.append(Diagnostic(exc.file, exc.line, exc.column, exc.problem))
-        snap.project = None
-        return snap
+        return _unplannable(snap, store)
     except TemplateError as exc:
         snap.diagnostics.append(Diagnostic(file="workflows", line=1, column=1, message=str(exc)))
-        snap.project = None
-        return snap
+        return _unplannable(snap, store)
     hasher = hasher or HashCache(root, store)
     paths = [p for a in artifacts for p in (a.path, *(i.path for i in a.recipe.inputs))]
     paths += [a.output_path for a in project.assets.assets.values()]

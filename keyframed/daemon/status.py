@@ -20,10 +20,11 @@ from typing import Any, Protocol
 import structlog
 
 from keyframed import __version__
+from keyframed.daemon.held import held_entry
 from keyframed.daemon.snapshot import Snapshot
 from keyframed.daemon.store import CACHE_BACKEND, Job
 from keyframed.errors import Diagnostic
-from keyframed.fsio import write_inside
+from keyframed.fsio import remove_inside, write_inside
 from keyframed.handlers.verdict import PlanItem
 
 
@@ -112,6 +113,29 @@ def state_counts(items: list[PlanItem], jobs: Mapping[str, Job],
     return dict(sorted(counts.items()))
 
 
+def held_scenes(snap: Snapshot) -> dict[int, tuple[list[dict[str, Any]], list[Diagnostic]]]:
+    """Per scene that input errors hold back: its outputs' ``input_error`` entries and the
+    errors. A blocked scene keyframed never built for has no entries, only its errors."""
+    out: dict[int, tuple[list[dict[str, Any]], list[Diagnostic]]] = {}
+    for number, errors in snap.blocked.items():
+        out[number] = ([], errors)
+    for held in snap.held:
+        if held.scene is not None:
+            errors = snap.held_by(held)
+            out.setdefault(held.scene, ([], errors))[0].append(held_entry(held, errors))
+    return out
+
+
+def all_counts(snap: Snapshot, jobs: Mapping[str, Job],
+               no_backend: Mapping[str, str] | None = None) -> dict[str, int]:
+    """The counts of run, plan and status: the plan's artifacts, and the held ones as
+    ``input_error``."""
+    counts = Counter(state_counts(snap.items, jobs, no_backend))
+    if snap.held:
+        counts["input_error"] += len(snap.held)
+    return dict(sorted(counts.items()))
+
+
 def artifact_entry(item: PlanItem, job: Job | None,
                    no_backend: Mapping[str, str] | None = None,
                    note: str | None = None) -> dict[str, Any]:
@@ -179,10 +203,14 @@ class StatusWriter:
             self._root_written = time.time()
         return True
 
-    def write(self, snap: Snapshot, last_good: Snapshot | None) -> None:
-        """Write every status file for a snapshot (or the last good one, with errors)."""
-        # A snapshot with blocked scenes still plans the others: those are shown as they are.
-        shown = snap if snap.planned else last_good
+    def write(self, snap: Snapshot, last_good: Snapshot | None = None) -> None:
+        """Write every status file for a snapshot.
+
+        Outputs that input errors hold back (a blocked scene's, or every one when nothing can
+        be planned) are shown as ``input_error`` with the messages, never as they were last
+        built; ``last_good`` is no longer drawn from (kept for the callers' sake).
+        """
+        shown = snap if snap.planned else None
         jobs = self.owner.jobs.latest() if self.owner is not None else {}
         notes = dict(self.owner.notes) if self.owner is not None else {}
         lacking = dict(self.owner.no_backend) if self.owner is not None else {}
@@ -204,8 +232,40 @@ class StatusWriter:
             self._write(rel, {"format": FORMAT, "scene": number, "artifacts": entries})
             if rel not in self._failed:
                 self._drawn[number] = drawn
+        self._write_held(snap, set(scenes))
+        self._drop_removed(snap)
         self._write(ROOT_STATUS, self.root_document(snap, shown, jobs),
                     volatile=("updated_at", "eta_s"))
+
+    def _write_held(self, snap: Snapshot, planned: set[int]) -> None:
+        """The status files of the scenes input errors hold back: each output ``input_error``
+        (the files themselves untouched), and the errors themselves."""
+        for number, (entries, errors) in sorted(held_scenes(snap).items()):
+            if number in planned:
+                continue
+            self._drawn.pop(number, None)  # drawn anew once the scene can be planned again
+            self._write(f"scene-{number:02d}/status.json",
+                        {"format": FORMAT, "scene": number, "artifacts": entries,
+                         "input_errors": [d.as_dict() for d in errors]})
+
+    def _drop_removed(self, snap: Snapshot) -> None:
+        """Remove the status file of a scene no longer in the breakdown (its outputs stay on
+        disk, listed as ``orphaned`` in the root status)."""
+        if snap.scene_numbers is None:
+            return  # unreadable: which scenes exist is not known
+        for path in sorted(self.root.glob("scene-*/status.json")):
+            number = path.parent.name.removeprefix("scene-")
+            if not number.isdigit() or int(number) in snap.scene_numbers:
+                continue
+            rel = f"{path.parent.name}/status.json"
+            try:
+                remove_inside(self.root, rel)
+            except OSError as exc:
+                log.warning("status_not_removed", file=rel, error=str(exc))
+                continue
+            self._last.pop(rel, None)
+            self._drawn.pop(int(number), None)
+            log.info("scene_removed", scene=int(number), status=rel)
 
     def root_document(self, snap: Snapshot, shown: Snapshot | None,
                       jobs: dict[str, Job]) -> dict[str, Any]:
@@ -213,11 +273,7 @@ class StatusWriter:
         items = shown.items if shown is not None else []
         lacking = dict(self.owner.no_backend) if self.owner is not None else {}
         clock = self.owner.jobs.durations() if self.owner is not None else {}
-        counts = state_counts(items, jobs, lacking)
-        if not snap.planned:
-            # Nothing of an unreadable project is shown as done: every artifact waits on the
-            # input errors (their old files stay as they are).
-            counts = {"input_error": len(items)} if items else {}
+        counts = all_counts(snap, jobs, lacking)
         waiting: dict[str, list[str]] = {}
         for item in items:
             for reason in item.reasons:
@@ -233,6 +289,7 @@ class StatusWriter:
         assets = [artifact_entry(i, jobs.get(i.path), lacking)
                   | progress_fields(i, jobs.get(i.path), clock)
                   for i in items if i.artifact.scene is None]
+        assets += [held_entry(h, snap.held_by(h)) for h in snap.held if h.scene is None]
         attention = attention_list(self.root, snap, items, jobs, lacking, backends,
                                    self.config_error)
         return {
@@ -250,6 +307,8 @@ class StatusWriter:
             "assets": assets,
             "attention": attention,
             "eta_s": queue_eta(items, jobs, clock, max(1, len(backends))),
+            # Files built for scenes no longer in the breakdown: kept on disk, listed once.
+            "orphaned": list(snap.orphaned),
             "updated_at": snap.taken_at,
         }
 
