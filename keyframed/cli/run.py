@@ -28,7 +28,7 @@ from keyframed.daemon.drive import (
 )
 from keyframed.daemon.loop import Reconciler
 from keyframed.daemon.snapshot import Snapshot
-from keyframed.daemon.status import all_counts, read_status
+from keyframed.daemon.status import all_counts, approval_step, read_status, waiting_markers
 from keyframed.errors import ConfigError, StoreError
 from keyframed.inputs.config import load_settings
 from keyframed.render.live import changes, view
@@ -58,9 +58,9 @@ def summary(snap: Snapshot | None, rec: Reconciler, stopped: Stopped) -> tuple[s
     counts = all_counts(snap, latest, rec.no_backend)
     lines = [f"keyframed: {len(snap.items) + len(snap.held)} artifacts: "
              + ", ".join(f"{n} {s}" for s, n in counts.items())]
-    waits = {str(r) for i in snap.items if i.state == "awaiting_approval" for r in i.reasons
-             if r.code.startswith("approval_")}
-    lines += [f"  waiting: {w}" for w in sorted(waits)]
+    lines += [f"  waiting for {marker} ({len(paths)} artifact(s)); ends with "
+              f"{approval_step(rec.root, marker)}"
+              for marker, paths in sorted(waiting_markers(snap.items).items())]
     failed = [i for i in snap.items if i.state == "stale"
               and (j := latest.get(i.path)) is not None and j.state == "failed"
               and j.fingerprint == i.status.fingerprint]

@@ -25,6 +25,7 @@ from keyframed.daemon.snapshot import Snapshot
 from keyframed.daemon.store import CACHE_BACKEND, Job
 from keyframed.errors import Diagnostic
 from keyframed.fsio import remove_inside, write_inside
+from keyframed.handlers.approvals import ASSETS_MARKER, keyframes_marker
 from keyframed.handlers.verdict import PlanItem
 
 
@@ -274,15 +275,7 @@ class StatusWriter:
         lacking = dict(self.owner.no_backend) if self.owner is not None else {}
         clock = self.owner.jobs.durations() if self.owner is not None else {}
         counts = all_counts(snap, jobs, lacking)
-        waiting: dict[str, list[str]] = {}
-        for item in items:
-            for reason in item.reasons:
-                gated = item.state == "awaiting_approval"
-                if gated and reason.code in ("approval_missing", "approval_stale"):
-                    marker = reason.detail if reason.code == "approval_missing" else (
-                        "assets.approved" if item.artifact.gate == "assets"
-                        else f"scene-{item.artifact.scene:02d}/keyframes.approved")
-                    waiting.setdefault(marker, []).append(item.path)
+        waiting = waiting_markers(items)
         backends = [b.health() for b in self.owner.backends.values()] if self.owner else []
         errors = [*snap.diagnostics, *([self.config_error] if self.config_error else [])]
         # Phase 2.5 assets have no scene status file: they are listed here.
@@ -298,7 +291,8 @@ class StatusWriter:
             "daemon": {"state": self.state, "pid": os.getpid()},
             # ok: nothing needs a person (no input error, failure, backend problem, full
             # disk, ...).
-            "ok": snap.ok and not attention and self.fault is None,
+            "ok": snap.ok and self.fault is None
+            and not any(a["kind"] != WAITING for a in attention),
             "errors": [d.as_dict() for d in errors]
             + ([self.fault.as_dict()] if self.fault else []),
             "counts": counts,
@@ -368,8 +362,7 @@ def attention_list(root: Path, snap: Snapshot, items: list[PlanItem], jobs: Mapp
     """Everything a person has to act on, each with the next step (a command or a file)."""
     out: list[dict[str, str]] = []
     for d in snap.diagnostics:
-        fix = f"edit {d.file} line {d.line}" + (f": {d.suggestion}" if d.suggestion else "")
-        out.append(_note("input_error", f"{d.file}:{d.line}", d.message, fix))
+        out.append(_note("input_error", f"{d.file}:{d.line}", d.message, edit_step(d)))
     if config_error is not None:
         out.append(_note("config_reload", f"{config_error.file}:{config_error.line}",
                          config_error.message, f"fix {config_error.file}, then reload again "
@@ -394,7 +387,45 @@ def attention_list(root: Path, snap: Snapshot, items: list[PlanItem], jobs: Mapp
     out += [_note("unused_marker", rel, "no artifact of this scene is retried by this marker",
                   f"delete {rel}; `keyframed retry --help` lists the targets")
             for rel in unused_markers(root, snap)]
+    for marker, paths in sorted(waiting_markers(items).items()):
+        out.append(_note(WAITING, marker, f"{len(paths)} artifact(s) wait for this approval: "
+                         + ", ".join(sorted(paths)), approval_step(root, marker)))
     return out
+
+
+# The attention kind of a wait for an approval marker: a person's next step, not a problem
+# (root ``ok`` stays true while only approvals are awaited).
+WAITING = "awaiting_approval"
+
+
+def waiting_markers(items: list[PlanItem]) -> dict[str, set[str]]:
+    """Approval marker -> the artifacts that wait for it (missing, or approving old files)."""
+    waiting: dict[str, set[str]] = {}
+    for item in items:
+        if item.state != "awaiting_approval":
+            continue
+        for reason in item.reasons:
+            if reason.code in ("approval_missing", "approval_stale"):
+                marker = reason.detail if reason.code == "approval_missing" else (
+                    ASSETS_MARKER if item.artifact.gate == "assets"
+                    else keyframes_marker(item.artifact.scene or 0))
+                waiting.setdefault(marker, set()).add(item.path)
+    return waiting
+
+
+def approval_step(root: Path, marker: str) -> str:
+    """What ends a wait for ``marker``: the file to drop, or the command that drops it."""
+    if marker == ASSETS_MARKER:
+        command = f"keyframed approve {root} assets"
+    else:
+        number = marker.removeprefix("scene-").split("/", 1)[0]
+        command = f"keyframed approve {root} scene {int(number) if number.isdigit() else number}"
+    return f"`touch {root / marker}` or `{command}`"
+
+
+def edit_step(d: Diagnostic) -> str:
+    """The next step of an input error: the line to edit, and how."""
+    return f"edit {d.file} line {d.line}" + (f": {d.suggestion}" if d.suggestion else "")
 
 
 def _note(kind: str, subject: str, message: str, next_step: str) -> dict[str, str]:

@@ -19,7 +19,8 @@
 An error inside one scene blocks that scene only: ``partial`` is the project of the scenes
 that can still be planned, ``blocked`` says why each other scene cannot
 (:mod:`keyframed.handlers.parse.isolate`). A missing asset image that nearly matches a file
-that is there (another case, another image extension, one letter off) gets a "did you mean".
+that is there (another case, another image extension, one letter off or two swapped) gets a
+"did you mean".
 
 Reconcile passes call this often, so the facts about an image are cached by its
 (real path, size, mtime_ns, inode), and each file's parse by its exact bytes.
@@ -344,8 +345,8 @@ class _Inspector:
 
         Near: the same path in another case (folders included), the same name with another
         image extension, or (names of :data:`NEAR_MIN_STEM` letters or more) one letter
-        added, dropped or changed in the file name. Files that are another asset's path, or
-        that keyframed wrote, are not candidates.
+        added, dropped or changed, or two neighbouring letters swapped, in the file name.
+        Files that are another asset's path, or that keyframed wrote, are not candidates.
         """
         parts = rel.split("/")
         folder = self._folder_any_case(parts[:-1])
@@ -383,11 +384,15 @@ class _Inspector:
 
 
 def _one_edit(a: str, b: str) -> bool:
-    """True when ``a`` and ``b`` differ by exactly one added, dropped or changed letter."""
+    """True when ``a`` and ``b`` differ by exactly one added, dropped or changed letter, or
+    two neighbouring letters swapped (``samuria`` for ``samurai``: the commonest slip)."""
     if a == b or abs(len(a) - len(b)) > 1:
         return False
     if len(a) == len(b):
-        return sum(x != y for x, y in zip(a, b, strict=True)) == 1
+        diff = [i for i, (x, y) in enumerate(zip(a, b, strict=True)) if x != y]
+        swapped = len(diff) == 2 and diff[1] == diff[0] + 1 \
+            and a[diff[0]] == b[diff[1]] and a[diff[1]] == b[diff[0]]
+        return len(diff) == 1 or swapped
     short, long = (a, b) if len(a) < len(b) else (b, a)
     return any(long[:i] + long[i + 1:] == short for i in range(len(long)))
 
