@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -302,3 +303,34 @@ def test_waiting_lines_name_the_file_or_command_that_ends_the_wait(
     assert {a["subject"] for a in project["attention"]} == {
         "scene-01/keyframes.approved", "scene-02/keyframes.approved",
         "scene-03/keyframes.approved"}
+
+
+# -- 7: the schema covers every new field --------------------------------------------------------
+
+
+def test_the_schema_covers_the_new_fields(
+        built: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A held scene's `input_errors`, root `orphaned` and the `awaiting_approval` attention
+    kind are in the schema (with additionalProperties false, a field it lacks fails), and
+    the schema refuses what they must not be."""
+    root = built
+    edit_scene(root, 3, "- pose: meditation\n- expression: eyes open",
+               "- pose: meditatoin\n- expression: eyes open")
+    assert main(["run", str(root)]) == EXIT_INPUT
+    capsys.readouterr()
+    project, scenes = status_docs(root)  # validated: the new fields are allowed
+    assert "input_errors" in scenes[3] and "orphaned" in project
+    spoiled = [
+        {**project, "orphaned": ["assets/characters/samurai.png"]},  # only scene outputs
+        {k: v for k, v in project.items() if k != "orphaned"},       # required
+        {**project, "attention": [{"kind": "waiting", "subject": "x", "message": "",
+                                   "next": ""}]},
+    ]
+    scene = {**scenes[3], "input_errors": [{"file": "x"}]}           # a whole diagnostic
+    for doc in [*spoiled, scene]:
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(doc, SCHEMA)
+    kinds = set(SCHEMA["$defs"]["attention"]["properties"]["kind"]["enum"])
+    source = (Path(__file__).resolve().parents[2] / "keyframed" / "daemon" / "status.py")
+    emitted = set(re.findall(r'_note\("([a-z_]+)"', source.read_text(encoding="utf-8")))
+    assert emitted | {"awaiting_approval"} <= kinds
