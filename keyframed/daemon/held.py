@@ -84,6 +84,8 @@ def scene_folders(root: Path, store: Store) -> set[int]:
 def held_outputs(root: Path, store: Store, scenes: Collection[int], *,
                  assets: bool = False) -> list[Held]:
     """The outputs of ``scenes`` (and, with ``assets``, the generated assets) known so far."""
+    if not scenes and not assets:
+        return []  # the usual pass: nothing held, no copy of the records made
     records = store.records()
     held: dict[str, Held] = {}
     for number in sorted(scenes):
