@@ -61,10 +61,11 @@ def edit_scene(root: Path, number: int, old: str, new: str) -> None:
 
 
 def digests(root: Path, folder: str) -> dict[str, str]:
-    """sha256 of every file under ``folder`` but its status file (the outputs, byte for byte)."""
+    """sha256 of every output under ``folder``, byte for byte (not its status file and contact
+    sheet: those are keyframed's pictures of the state, redrawn to show the errors)."""
     return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted((root / folder).rglob("*"))
-            if p.is_file() and p.name != "status.json"}
+            if p.is_file() and p.name not in ("status.json", "contact-sheet.png")}
 
 
 @pytest.fixture()
@@ -85,6 +86,7 @@ def test_an_error_in_one_scene_blocks_only_that_scene(
     other scenes' old outputs as `done` although their inputs changed."""
     root = built
     before = digests(root, "scene-03")
+    sheet = (root / "scene-03" / "contact-sheet.png").read_bytes()
     old_end = (root / "scene-01" / "keyframe-end.png").read_bytes()
     edit_scene(root, 3, "- pose: meditation\n- expression: eyes open", "- pose: meditatoin\n"
                "- expression: eyes open")           # the typo, in scene 3
@@ -95,6 +97,8 @@ def test_an_error_in_one_scene_blocks_only_that_scene(
     # Scene 1 was built again; scene 3's files are byte for byte as they were.
     assert (root / "scene-01" / "keyframe-end.png").read_bytes() != old_end
     assert digests(root, "scene-03") == before
+    # Its contact sheet is drawn again, each tile marked INPUT ERROR.
+    assert (root / "scene-03" / "contact-sheet.png").read_bytes() != sheet
     project, scenes = status_docs(root)
     held = scenes[3]["artifacts"]
     assert len(held) == 6 and {a["state"] for a in held} == {"input_error"}
