@@ -193,6 +193,34 @@ def write_inside(root: Path, rel: str, data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def remove_inside(root: Path, rel: str) -> bool:
+    """Remove the regular file at the project-relative path ``rel``; False if it is absent.
+
+    Never through a symlinked folder, and never a symlink or a folder at ``rel`` itself.
+
+    Raises:
+        UnsafePathError: the path is blocked by a symlink, a folder or another non-file.
+    """
+    folder, name = posixpath.split(rel)
+    try:
+        fd = open_project_folder(root, folder, create=False)
+    except FileNotFoundError:
+        return False
+    try:
+        try:
+            st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+        except FileNotFoundError:
+            return False
+        if not stat.S_ISREG(st.st_mode):
+            raise UnsafePathError(errno.EEXIST, f"{rel} is not a regular file; left as it is")
+        os.unlink(name, dir_fd=fd)
+        with contextlib.suppress(OSError):
+            _fsync(fd)
+    finally:
+        os.close(fd)
+    return True
+
+
 def _check_target(fd: int, name: str, rel: str) -> None:
     try:
         st = os.stat(name, dir_fd=fd, follow_symlinks=False)

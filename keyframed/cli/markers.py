@@ -7,9 +7,13 @@ import sys
 import time
 from pathlib import Path
 
+from keyframed.daemon.snapshot import PICK_SUFFIX, pick_markers, take_snapshot
 from keyframed.daemon.store import STATE_DIR, JobStore, Store
+from keyframed.errors import ConfigError, StoreError
 from keyframed.fsio import UnsafePathError, write_inside
 from keyframed.handlers.approvals import ASSETS_MARKER, keyframes_marker
+from keyframed.inputs.config import load_settings
+from keyframed.inputs.guards import RETRY_SUFFIX, retry_candidates
 
 RETRY_TARGETS = ("start", "end", "background", "video", "character-start", "character-end")
 
@@ -27,7 +31,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     r.add_argument("dir", type=Path, help="project folder")
     r.add_argument("what", choices=("scene", "asset"), help="scene N TARGET | asset NAME")
     r.add_argument("scene", help="scene number (scene), or the asset's name (asset)")
-    r.add_argument("target", choices=RETRY_TARGETS, nargs="?", help="which artifact (scene)")
+    r.add_argument("target", nargs="?", help="which artifact of the scene: start, end, "
+                   "background, video, character-start, character-end, or "
+                   "character-<name>-start / -end in a two-character scene")
     r.add_argument("--note", default="", help="added to the prompt of the new take")
     r.add_argument("--takes", type=int, default=None, metavar="N",
                    help="make N takes at once (consecutive seeds), all kept; default: [takes]")
@@ -36,7 +42,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("dir", type=Path, help="project folder")
     p.add_argument("what", choices=("scene",), help="scene")
     p.add_argument("scene", type=int, help="scene number")
-    p.add_argument("target", choices=RETRY_TARGETS, help="which artifact")
+    p.add_argument("target", help="which artifact (as for retry)")
     p.add_argument("take", type=int, help="the take number (scene-XX/takes/<name>.take-N.*)")
     p.set_defaults(func=pick)
 
@@ -85,14 +91,77 @@ def retry(args: argparse.Namespace) -> int:
         return retry_asset(args.dir, args.scene)
     if not args.scene.isdigit() or args.target is None:
         print("keyframed: retry DIR scene N TARGET needs a scene number and a target "
-              f"({', '.join(RETRY_TARGETS)})", file=sys.stderr)
+              f"({', '.join(RETRY_TARGETS)}, or character-<name>-start/-end)", file=sys.stderr)
         return 2
     if args.takes is not None and not 1 <= args.takes <= 16:
         print("keyframed: --takes is 1 to 16", file=sys.stderr)
         return 2
+    refused = refuse_target(args.dir, int(args.scene), args.target, PICK_OR_RETRY["retry"])
+    if refused is not None:
+        print(refused, file=sys.stderr)
+        return 1
     # --takes N: a first line ``takes: N`` (a person may write that line too).
     head = f"takes: {args.takes}\n" if args.takes is not None else ""
     return _write(args.dir, marker_for_retry(int(args.scene), args.target), head + args.note)
+
+
+# Which markers of a scene each command may write (a copied layer is retaken through what it
+# copies, so it has a retry name but no pick name).
+PICK_OR_RETRY = {"retry": RETRY_SUFFIX, "pick": PICK_SUFFIX}
+
+
+def target_name(marker: str) -> str:
+    """``scene-03/keyframe-start.retry`` -> ``start`` (what the command line takes)."""
+    stem = marker.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+    return stem.removeprefix("keyframe-") if stem in ("keyframe-start", "keyframe-end") else stem
+
+
+def scene_targets(root: Path, scene: int, suffix: str) -> tuple[list[str] | None, str]:
+    """The targets that ``scene`` has, as this command spells them; or None and why not.
+
+    Drawn from the plan (``keyframed plan``'s own snapshot, which changes nothing): a scene
+    that input errors hold back has the targets of the outputs it had.
+    """
+    try:
+        settings = load_settings(root)
+        store = Store.for_project(root)
+    except (ConfigError, StoreError) as exc:
+        return None, str(exc)
+    try:
+        snap = take_snapshot(root, settings, store)
+    finally:
+        store.close()
+    if snap.scene_numbers is not None and scene not in snap.scene_numbers:
+        known = ", ".join(str(n) for n in sorted(snap.scene_numbers)) or "none"
+        return None, f"scene {scene} (scene-{scene:02d}/) is not in scene-breakdown.md " \
+                     f"(scenes: {known})"
+    markers = {m for a, m in retry_candidates(snap.artifacts)} if suffix == RETRY_SUFFIX \
+        else set(pick_markers(snap.artifacts))
+    names = {target_name(m) for m in markers if m.startswith(f"scene-{scene:02d}/")}
+    names |= {target_name(h.path) if h.kind != "video" else "video"
+              for h in snap.held if h.scene == scene}
+    if not names:
+        errors = "; ".join(str(d) for d in snap.diagnostics[:3]) or "nothing planned"
+        return None, f"the targets of scene {scene} are not known: {errors}; fix that " \
+                     f"first (`keyframed validate {root}`)"
+    return sorted(names), ""
+
+
+def refuse_target(root: Path, scene: int, target: str, suffix: str) -> str | None:
+    """Why ``target`` cannot be written for ``scene`` (with the valid names), or None.
+
+    A marker nothing would consume is worse than a refusal: it sits there and the take the
+    person asked for never comes (``character-start`` in a two-character scene).
+    """
+    if not root.is_dir():
+        return None  # the write says so
+    names, why = scene_targets(root, scene, suffix)
+    if names is None:
+        return f"keyframed: {why}; nothing was written"
+    if target_name(f"x/{target}.x") in names or target in names:
+        return None
+    return (f"keyframed: scene {scene} has no {target!r}; its targets: {', '.join(names)}; "
+            "nothing was written")
 
 
 def retry_asset(root: Path, name: str) -> int:
@@ -131,4 +200,8 @@ def pick(args: argparse.Namespace) -> int:
     if args.take < 0:
         print("keyframed: a take number is 0 or more", file=sys.stderr)
         return 2
+    refused = refuse_target(args.dir, args.scene, args.target, PICK_OR_RETRY["pick"])
+    if refused is not None:
+        print(refused, file=sys.stderr)
+        return 1
     return _write(args.dir, marker_for_retry(args.scene, args.target, ".pick"), f"{args.take}\n")

@@ -28,7 +28,7 @@ from keyframed.daemon.drive import (
 )
 from keyframed.daemon.loop import Reconciler
 from keyframed.daemon.snapshot import Snapshot
-from keyframed.daemon.status import read_status, state_counts
+from keyframed.daemon.status import all_counts, approval_step, read_status, waiting_markers
 from keyframed.errors import ConfigError, StoreError
 from keyframed.inputs.config import load_settings
 from keyframed.render.live import changes, view
@@ -50,24 +50,31 @@ def summary(snap: Snapshot | None, rec: Reconciler, stopped: Stopped) -> tuple[s
 
     The counts are those of root status.json and ``keyframed status`` (one vocabulary).
     """
-    if snap is None or not snap.ok:
+    if snap is None or not snap.planned:
         lines = [str(d) for d in (snap.diagnostics if snap else [])]
         return "\n".join(["keyframed: the project has errors; nothing was built:",
                           *lines]), EXIT_INPUT
     latest = rec.jobs.latest()
-    counts = state_counts(snap.items, latest, rec.no_backend)
-    lines = [f"keyframed: {len(snap.items)} artifacts: "
+    counts = all_counts(snap, latest, rec.no_backend)
+    lines = [f"keyframed: {len(snap.items) + len(snap.held)} artifacts: "
              + ", ".join(f"{n} {s}" for s, n in counts.items())]
-    waits = {str(r) for i in snap.items if i.state == "awaiting_approval" for r in i.reasons
-             if r.code.startswith("approval_")}
-    lines += [f"  waiting: {w}" for w in sorted(waits)]
+    lines += [f"  waiting for {marker} ({len(paths)} artifact(s)); ends with "
+              f"{approval_step(rec.root, marker)}"
+              for marker, paths in sorted(waiting_markers(snap.items).items())]
     failed = [i for i in snap.items if i.state == "stale"
               and (j := latest.get(i.path)) is not None and j.state == "failed"
               and j.fingerprint == i.status.fingerprint]
     lines += [f"  failed: {i.path}: {latest[i.path].error}" for i in failed]
+    # Scenes with input errors were left as they are; the others were built.
+    lines += [f"  input error (scene {n} not built): {d}" for n, ds in sorted(snap.blocked.items())
+              for d in ds]
+    lines += [f"  input error: {d}" for d in snap.diagnostics
+              if not any(d in ds for ds in snap.blocked.values())]
     lines += [f"  {line}" if not line.startswith("  ") else line for line in stopped.lines]
     if failed:
         code = EXIT_FAILED
+    elif snap.diagnostics:
+        code = EXIT_INPUT
     elif stopped.why == "no_backend":
         code = EXIT_NO_BACKEND
     elif stopped.why == "timeout":

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from keyframed.daemon.status import read_status
+from keyframed.daemon.status import approval_step, read_status
 from keyframed.render.live import attention_lines, headline, view
 
 # How often --follow reads the status files again.
@@ -31,7 +31,7 @@ def collect(root: Path) -> dict[str, Any]:
     return read_status(root)
 
 
-def _table(doc: dict[str, Any]) -> None:
+def _table(doc: dict[str, Any], root: Path) -> None:
     project = doc["project"] or {}
     # What needs a person comes first, each with its next step.
     for line in attention_lines(doc):
@@ -40,7 +40,12 @@ def _table(doc: dict[str, Any]) -> None:
     for b in project.get("backends", []):
         print(f"backend {b['name']} ({b['kind']}): {'up' if b.get('up') else 'DOWN'}")
     for marker, paths in project.get("waiting_for_approval", {}).items():
-        print(f"waiting for {marker}: {len(paths)} artifact(s)")
+        print(f"waiting for {marker}: {len(paths)} artifact(s); ends with "
+              f"{approval_step(root, marker)}")
+    orphaned = project.get("orphaned", [])
+    if orphaned:
+        # Built for scenes no longer in the breakdown: kept, nothing uses them.
+        print(f"orphaned (not in scene-breakdown.md, kept on disk): {', '.join(orphaned)}")
     entries = [*project.get("assets", []),
                *(a for scene in doc["scenes"] for a in scene["artifacts"])]
     for art in entries:
@@ -78,5 +83,5 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(doc, indent=2))
     else:
-        _table(doc)
+        _table(doc, args.dir)
     return 0

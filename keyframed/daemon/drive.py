@@ -82,7 +82,7 @@ def drive_until(rec: Reconciler, root: Path, settings: Settings, timeout: float 
             on_slice()
         if rec.stalled is not None:
             return Stopped("stalled")  # a full disk: the caller says so
-        if snap is None or not snap.ok or not rec.busy:
+        if snap is None or not snap.planned or not rec.busy:
             return Stopped()
         starting = time.monotonic() - started < settings.run.backend_start_wait_s
         left_over = stuck(rec, waiting_for_start=starting)

@@ -304,12 +304,13 @@ class Reconciler:
         snap = take_snapshot(self.root, self.settings, self.store, record=True,
                              hasher=self._hasher, memo=self._memo)
         self.snapshot = snap
-        if not snap.ok:
-            result.ok = False
-            for d in snap.diagnostics:
-                log.error("input_error", file=d.file, line=d.line, error=d.message)
+        for d in snap.diagnostics:
+            log.error("input_error", file=d.file, line=d.line, error=d.message)
+        result.ok = snap.ok
+        if not snap.planned:
             self.status.write(snap, self.last_good)
             return result
+        # A scene with input errors blocks only itself: the others are built as usual.
         self.last_good = snap
         self._ensure_backends(snap)
         self._copies(snap, result)
@@ -627,7 +628,8 @@ class Reconciler:
         while True:
             self.wake.clear()
             result = self.reconcile_once()
-            if not result.ok:
+            if not result.ok and (self.snapshot is None or not self.snapshot.planned):
+                # Nothing can be built (a scene with errors blocks only itself).
                 return self.snapshot
             if not self.busy and not result.changed:
                 return self.snapshot

@@ -4,17 +4,23 @@ This is the "re-derive the desired state from the files" half of each reconcile 
 acts on the difference. ``take_snapshot(..., record=False)`` (used by ``keyframed plan``)
 changes nothing but the hash cache; with ``record=True`` (the daemon) newly seen approval and
 retry markers are recorded in the store first.
+
+An input error inside one scene blocks that scene only: the snapshot then plans the other
+scenes (``project`` is the part that can be planned, ``blocked`` says why each other scene
+waits) and ``ok`` is False. ``project`` is None only when nothing can be planned.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from keyframed.daemon.hashing import HashCache
+from keyframed.daemon.held import Held, held_outputs, scene_folders
 from keyframed.daemon.store import Store
 from keyframed.errors import Diagnostic, TemplateError
 from keyframed.fsio import sha256_file
@@ -55,6 +61,18 @@ class Snapshot:
     hashes: dict[str, str | None] = field(default_factory=dict)
     approvals: Approvals = field(default_factory=Approvals)
     taken_at: float = 0.0
+    # Scene number -> the input errors that block it (its artifacts show ``input_error``).
+    blocked: dict[int, list[Diagnostic]] = field(default_factory=dict)
+    # Every scene number of scene-breakdown.md, blocked ones included (None: unreadable).
+    scene_numbers: frozenset[int] | None = None
+    # Retry markers in a scene folder that no artifact of that scene takes (a misspelt or
+    # stale name): project-relative paths, for the root status's list of what needs a look.
+    unused_markers: list[str] = field(default_factory=list)
+    # Files keyframed built for scenes no longer in the breakdown, still on disk (kept).
+    orphaned: list[str] = field(default_factory=list)
+    # The outputs input errors hold back (blocked scenes; everything when nothing can be
+    # planned): shown as ``input_error``, their files untouched (keyframed.daemon.held).
+    held: list[Held] = field(default_factory=list)
     # Stale artifacts whose exact recipe is in the output cache: restored, not built.
     restorable: frozenset[str] = frozenset()
     # The .pick files read (rewritten in place they change no folder; the quiet check
@@ -66,6 +84,17 @@ class Snapshot:
     def ok(self) -> bool:
         """True when the inputs parsed and validated."""
         return self.project is not None and not self.diagnostics
+
+    @property
+    def planned(self) -> bool:
+        """True when at least part of the project could be planned (see ``blocked``)."""
+        return self.project is not None
+
+    def held_by(self, held: Held) -> list[Diagnostic]:
+        """The input errors that hold one output back."""
+        if self.planned and held.scene is not None and held.scene in self.blocked:
+            return self.blocked[held.scene]
+        return self.diagnostics
 
     def item(self, path: str) -> PlanItem | None:
         """The plan item of one artifact."""
@@ -251,6 +280,31 @@ def consume_retries(root: Path, artifacts: list[Artifact], store: Store,
     return consumed
 
 
+_SCENE_PATH = re.compile(r"^scene-(\d+)/")
+
+
+def orphans(root: Path, store: Store, scenes: Collection[int]) -> list[str]:
+    """Files keyframed built in the folders of scenes no longer in the breakdown, still there.
+
+    They are kept (a scene removed by mistake comes back from the cache, and the director may
+    still want them); the root status lists them once so that they can be cleaned up by hand.
+    """
+    out = []
+    for path in store.records():
+        match = _SCENE_PATH.match(path)
+        if match and int(match.group(1)) not in scenes and (root / path).is_file():
+            out.append(path)
+    return sorted(out)
+
+
+def _unplannable(snap: Snapshot, store: Store) -> Snapshot:
+    """A snapshot of a project that cannot be planned at all: every output keyframed knows
+    of (assets included) is held as ``input_error``, none is shown as done."""
+    snap.project = None
+    snap.held = held_outputs(snap.root, store, scene_folders(snap.root, store), assets=True)
+    return snap
+
+
 def take_snapshot(
     root: Path, settings: Settings, store: Store, *, record: bool = False,
     hasher: HashCache | None = None, memo: PlanMemo | None = None,
@@ -260,28 +314,32 @@ def take_snapshot(
     The daemon passes the ``hasher`` and ``memo`` of its last pass, so work whose inputs are
     unchanged is not done again; the snapshot is the same without them.
     """
-    loaded = load_project(root, settings.run.max_image_pixels)
-    snap = Snapshot(root=root, settings=settings, project=loaded.project,
-                    diagnostics=list(loaded.diagnostics), taken_at=time.time())
-    if loaded.project is None or loaded.diagnostics:
-        snap.project = None
-        return snap
-    project = loaded.project
+    loaded = load_project(root, settings.run.max_image_pixels, store.owned_paths())
+    snap = Snapshot(root=root, settings=settings, project=loaded.partial,
+                    diagnostics=list(loaded.diagnostics), taken_at=time.time(),
+                    blocked=loaded.blocked)
+    if loaded.partial is None:
+        return _unplannable(snap, store)
+    project = loaded.partial
+    snap.scene_numbers = frozenset({s.number for s in project.scenes} | set(loaded.blocked))
+    snap.orphaned = orphans(root, store, snap.scene_numbers)
+    snap.held = held_outputs(root, store, loaded.blocked)
     artifacts = desired_artifacts(project, _context(project, settings, root, store), memo)
     contain = Containment(root)
     scan = scan_markers(root, project, artifacts, contain)
+    blocked_folders = {f"scene-{n:02d}/" for n in loaded.blocked}
+    snap.unused_markers = [m for m in scan.unused
+                           if not any(m.startswith(f) for f in blocked_folders)]
     problems = scan.problems + output_folder_problems(artifacts, contain)
     if problems:
         snap.diagnostics.extend(problems)
-        snap.project = None
-        return snap
+        return _unplannable(snap, store)
     if record and consume_retries(root, artifacts, store, scan.retries, settings):
         artifacts = desired_artifacts(project, _context(project, settings, root, store), memo)
     picks, pick_problems = read_picks(root, artifacts, store.takes()[0], contain)
     if pick_problems:
         snap.diagnostics.extend(pick_problems)
-        snap.project = None
-        return snap
+        return _unplannable(snap, store)
     if picks:
         # A picked take is the live one: its recipe (seed) is that take's, so the build it
         # made before is restored from the output cache, and what uses it follows.
@@ -294,12 +352,10 @@ def take_snapshot(
         template_hashes = _template_hashes(artifacts, root)
     except TemplateFileError as exc:
         snap.diagnostics.append(Diagnostic(exc.file, exc.line, exc.column, exc.problem))
-        snap.project = None
-        return snap
+        return _unplannable(snap, store)
     except TemplateError as exc:
         snap.diagnostics.append(Diagnostic(file="workflows", line=1, column=1, message=str(exc)))
-        snap.project = None
-        return snap
+        return _unplannable(snap, store)
     hasher = hasher or HashCache(root, store)
     paths = [p for a in artifacts for p in (a.path, *(i.path for i in a.recipe.inputs))]
     paths += [a.output_path for a in project.assets.assets.values()]

@@ -20,10 +20,12 @@ from typing import Any, Protocol
 import structlog
 
 from keyframed import __version__
+from keyframed.daemon.held import held_entry
 from keyframed.daemon.snapshot import Snapshot
 from keyframed.daemon.store import CACHE_BACKEND, Job
 from keyframed.errors import Diagnostic
-from keyframed.fsio import write_inside
+from keyframed.fsio import remove_inside, write_inside
+from keyframed.handlers.approvals import ASSETS_MARKER, keyframes_marker
 from keyframed.handlers.verdict import PlanItem
 
 
@@ -112,6 +114,29 @@ def state_counts(items: list[PlanItem], jobs: Mapping[str, Job],
     return dict(sorted(counts.items()))
 
 
+def held_scenes(snap: Snapshot) -> dict[int, tuple[list[dict[str, Any]], list[Diagnostic]]]:
+    """Per scene that input errors hold back: its outputs' ``input_error`` entries and the
+    errors. A blocked scene keyframed never built for has no entries, only its errors."""
+    out: dict[int, tuple[list[dict[str, Any]], list[Diagnostic]]] = {}
+    for number, errors in snap.blocked.items():
+        out[number] = ([], errors)
+    for held in snap.held:
+        if held.scene is not None:
+            errors = snap.held_by(held)
+            out.setdefault(held.scene, ([], errors))[0].append(held_entry(held, errors))
+    return out
+
+
+def all_counts(snap: Snapshot, jobs: Mapping[str, Job],
+               no_backend: Mapping[str, str] | None = None) -> dict[str, int]:
+    """The counts of run, plan and status: the plan's artifacts, and the held ones as
+    ``input_error``."""
+    counts = Counter(state_counts(snap.items, jobs, no_backend))
+    if snap.held:
+        counts["input_error"] += len(snap.held)
+    return dict(sorted(counts.items()))
+
+
 def artifact_entry(item: PlanItem, job: Job | None,
                    no_backend: Mapping[str, str] | None = None,
                    note: str | None = None) -> dict[str, Any]:
@@ -179,9 +204,14 @@ class StatusWriter:
             self._root_written = time.time()
         return True
 
-    def write(self, snap: Snapshot, last_good: Snapshot | None) -> None:
-        """Write every status file for a snapshot (or the last good one, with errors)."""
-        shown = snap if snap.ok else last_good
+    def write(self, snap: Snapshot, last_good: Snapshot | None = None) -> None:
+        """Write every status file for a snapshot.
+
+        Outputs that input errors hold back (a blocked scene's, or every one when nothing can
+        be planned) are shown as ``input_error`` with the messages, never as they were last
+        built; ``last_good`` is no longer drawn from (kept for the callers' sake).
+        """
+        shown = snap if snap.planned else None
         jobs = self.owner.jobs.latest() if self.owner is not None else {}
         notes = dict(self.owner.notes) if self.owner is not None else {}
         lacking = dict(self.owner.no_backend) if self.owner is not None else {}
@@ -203,8 +233,40 @@ class StatusWriter:
             self._write(rel, {"format": FORMAT, "scene": number, "artifacts": entries})
             if rel not in self._failed:
                 self._drawn[number] = drawn
+        self._write_held(snap, set(scenes))
+        self._drop_removed(snap)
         self._write(ROOT_STATUS, self.root_document(snap, shown, jobs),
                     volatile=("updated_at", "eta_s"))
+
+    def _write_held(self, snap: Snapshot, planned: set[int]) -> None:
+        """The status files of the scenes input errors hold back: each output ``input_error``
+        (the files themselves untouched), and the errors themselves."""
+        for number, (entries, errors) in sorted(held_scenes(snap).items()):
+            if number in planned:
+                continue
+            self._drawn.pop(number, None)  # drawn anew once the scene can be planned again
+            self._write(f"scene-{number:02d}/status.json",
+                        {"format": FORMAT, "scene": number, "artifacts": entries,
+                         "input_errors": [d.as_dict() for d in errors]})
+
+    def _drop_removed(self, snap: Snapshot) -> None:
+        """Remove the status file of a scene no longer in the breakdown (its outputs stay on
+        disk, listed as ``orphaned`` in the root status)."""
+        if snap.scene_numbers is None:
+            return  # unreadable: which scenes exist is not known
+        for path in sorted(self.root.glob("scene-*/status.json")):
+            number = path.parent.name.removeprefix("scene-")
+            if not number.isdigit() or int(number) in snap.scene_numbers:
+                continue
+            rel = f"{path.parent.name}/status.json"
+            try:
+                remove_inside(self.root, rel)
+            except OSError as exc:
+                log.warning("status_not_removed", file=rel, error=str(exc))
+                continue
+            self._last.pop(rel, None)
+            self._drawn.pop(int(number), None)
+            log.info("scene_removed", scene=int(number), status=rel)
 
     def root_document(self, snap: Snapshot, shown: Snapshot | None,
                       jobs: dict[str, Job]) -> dict[str, Any]:
@@ -212,26 +274,15 @@ class StatusWriter:
         items = shown.items if shown is not None else []
         lacking = dict(self.owner.no_backend) if self.owner is not None else {}
         clock = self.owner.jobs.durations() if self.owner is not None else {}
-        counts = state_counts(items, jobs, lacking)
-        if not snap.ok:
-            # Nothing of an unreadable project is shown as done: every artifact waits on the
-            # input errors (their old files stay as they are).
-            counts = {"input_error": len(items)} if items else {}
-        waiting: dict[str, list[str]] = {}
-        for item in items:
-            for reason in item.reasons:
-                gated = item.state == "awaiting_approval"
-                if gated and reason.code in ("approval_missing", "approval_stale"):
-                    marker = reason.detail if reason.code == "approval_missing" else (
-                        "assets.approved" if item.artifact.gate == "assets"
-                        else f"scene-{item.artifact.scene:02d}/keyframes.approved")
-                    waiting.setdefault(marker, []).append(item.path)
+        counts = all_counts(snap, jobs, lacking)
+        waiting = waiting_markers(items)
         backends = [b.health() for b in self.owner.backends.values()] if self.owner else []
         errors = [*snap.diagnostics, *([self.config_error] if self.config_error else [])]
         # Phase 2.5 assets have no scene status file: they are listed here.
         assets = [artifact_entry(i, jobs.get(i.path), lacking)
                   | progress_fields(i, jobs.get(i.path), clock)
                   for i in items if i.artifact.scene is None]
+        assets += [held_entry(h, snap.held_by(h)) for h in snap.held if h.scene is None]
         attention = attention_list(self.root, snap, items, jobs, lacking, backends,
                                    self.config_error)
         return {
@@ -240,7 +291,8 @@ class StatusWriter:
             "daemon": {"state": self.state, "pid": os.getpid()},
             # ok: nothing needs a person (no input error, failure, backend problem, full
             # disk, ...).
-            "ok": snap.ok and not attention and self.fault is None,
+            "ok": snap.ok and self.fault is None
+            and not any(a["kind"] != WAITING for a in attention),
             "errors": [d.as_dict() for d in errors]
             + ([self.fault.as_dict()] if self.fault else []),
             "counts": counts,
@@ -249,6 +301,8 @@ class StatusWriter:
             "assets": assets,
             "attention": attention,
             "eta_s": queue_eta(items, jobs, clock, max(1, len(backends))),
+            # Files built for scenes no longer in the breakdown: kept on disk, listed once.
+            "orphaned": list(snap.orphaned),
             "updated_at": snap.taken_at,
         }
 
@@ -308,8 +362,7 @@ def attention_list(root: Path, snap: Snapshot, items: list[PlanItem], jobs: Mapp
     """Everything a person has to act on, each with the next step (a command or a file)."""
     out: list[dict[str, str]] = []
     for d in snap.diagnostics:
-        fix = f"edit {d.file} line {d.line}" + (f": {d.suggestion}" if d.suggestion else "")
-        out.append(_note("input_error", f"{d.file}:{d.line}", d.message, fix))
+        out.append(_note("input_error", f"{d.file}:{d.line}", d.message, edit_step(d)))
     if config_error is not None:
         out.append(_note("config_reload", f"{config_error.file}:{config_error.line}",
                          config_error.message, f"fix {config_error.file}, then reload again "
@@ -334,7 +387,45 @@ def attention_list(root: Path, snap: Snapshot, items: list[PlanItem], jobs: Mapp
     out += [_note("unused_marker", rel, "no artifact of this scene is retried by this marker",
                   f"delete {rel}; `keyframed retry --help` lists the targets")
             for rel in unused_markers(root, snap)]
+    for marker, paths in sorted(waiting_markers(items).items()):
+        out.append(_note(WAITING, marker, f"{len(paths)} artifact(s) wait for this approval: "
+                         + ", ".join(sorted(paths)), approval_step(root, marker)))
     return out
+
+
+# The attention kind of a wait for an approval marker: a person's next step, not a problem
+# (root ``ok`` stays true while only approvals are awaited).
+WAITING = "awaiting_approval"
+
+
+def waiting_markers(items: list[PlanItem]) -> dict[str, set[str]]:
+    """Approval marker -> the artifacts that wait for it (missing, or approving old files)."""
+    waiting: dict[str, set[str]] = {}
+    for item in items:
+        if item.state != "awaiting_approval":
+            continue
+        for reason in item.reasons:
+            if reason.code in ("approval_missing", "approval_stale"):
+                marker = reason.detail if reason.code == "approval_missing" else (
+                    ASSETS_MARKER if item.artifact.gate == "assets"
+                    else keyframes_marker(item.artifact.scene or 0))
+                waiting.setdefault(marker, set()).add(item.path)
+    return waiting
+
+
+def approval_step(root: Path, marker: str) -> str:
+    """What ends a wait for ``marker``: the file to drop, or the command that drops it."""
+    if marker == ASSETS_MARKER:
+        command = f"keyframed approve {root} assets"
+    else:
+        number = marker.removeprefix("scene-").split("/", 1)[0]
+        command = f"keyframed approve {root} scene {int(number) if number.isdigit() else number}"
+    return f"`touch {root / marker}` or `{command}`"
+
+
+def edit_step(d: Diagnostic) -> str:
+    """The next step of an input error: the line to edit, and how."""
+    return f"edit {d.file} line {d.line}" + (f": {d.suggestion}" if d.suggestion else "")
 
 
 def _note(kind: str, subject: str, message: str, next_step: str) -> dict[str, str]:

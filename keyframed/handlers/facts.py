@@ -23,6 +23,9 @@ class FileFact(BaseModel):
     height: int = 0
     format: str = ""
     error: str = ""
+    # A file that does not exist may nearly match one that does (another case, another image
+    # extension, one letter off): that path, for a "did you mean" instead of a generation.
+    near: str = ""
 
     @property
     def usable(self) -> bool:

@@ -39,6 +39,8 @@ class MarkerScan:
     retries: dict[str, Path] = field(default_factory=dict)
     problems: list[Diagnostic] = field(default_factory=list)
     gates: set[str] = field(default_factory=set)  # approval markers present
+    # Retry markers found in a scene folder that no artifact of the scene takes.
+    unused: list[str] = field(default_factory=list)
 
 
 def retry_candidates(artifacts: list[Artifact]) -> Iterator[tuple[str, str]]:
@@ -125,13 +127,16 @@ def scan_markers(root: Path, project: Project | None, artifacts: list[Artifact],
     folders = {f"scene-{a.scene:02d}" for a in artifacts if a.scene is not None}
     dropped = {f"{folder}/{name}" for folder in folders for name in listed.names(folder)
                if name.endswith(RETRY_SUFFIX)}
+    taken: set[str] = set()
     for target, rel in retry_candidates(artifacts) if dropped else ():
         if rel not in dropped:
             continue
+        taken.add(rel)
         present, problem = marker_problem(root, rel, contain)
         _note(scan, rel, problem)
         if present and problem is None:
             scan.retries[target] = root / rel
+    scan.unused = sorted(dropped - taken)
     return scan
 
 

@@ -16,6 +16,12 @@
   multi-picture JPEG is fine, ComfyUI takes its first picture). Pillow's warnings are
   turned into diagnostics, never let out.
 
+An error inside one scene blocks that scene only: ``partial`` is the project of the scenes
+that can still be planned, ``blocked`` says why each other scene cannot
+(:mod:`keyframed.handlers.parse.isolate`). A missing asset image that nearly matches a file
+that is there (another case, another image extension, one letter off or two swapped) gets a
+"did you mean".
+
 Reconcile passes call this often, so the facts about an image are cached by its
 (real path, size, mtime_ns, inode), and each file's parse by its exact bytes.
 """
@@ -38,7 +44,8 @@ from PIL import Image, UnidentifiedImageError
 from keyframed.errors import Diagnostic
 from keyframed.handlers.facts import FileFact
 from keyframed.handlers.parse.assets import parse_assets, path_problem
-from keyframed.handlers.parse.scenes import parse_scenes
+from keyframed.handlers.parse.isolate import isolate
+from keyframed.handlers.parse.scenes import SceneFile, parse_scene_file
 from keyframed.handlers.parse.style import parse_style
 from keyframed.handlers.parse.validate import validate
 from keyframed.handlers.project import AssetLibrary, Project, Scene, StyleFile
@@ -50,6 +57,10 @@ MAX_JSON_BYTES = 5 * 1024 * 1024
 MAX_MARKDOWN_BYTES = 20 * 1024 * 1024
 MAX_LINE_BYTES = 64 * 1024
 IMAGE_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "GIF", "TIFF")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
+# A one-letter slip is only taken for a near miss in names at least this long ("bg1"/"bg2"
+# are two assets, "samurai"/"samuria" is a typo).
+NEAR_MIN_STEM = 5
 # C0 control bytes that never occur in hand-written text (tab, LF, VT, FF, CR and ESC may).
 _BINARY = re.compile(rb"[\x00-\x08\x0e-\x1a\x1c-\x1f]")
 _FILE_ORDER = {ASSETS_FILE: 0, SCENES_FILE: 1, STYLE_FILE: 2}
@@ -60,11 +71,18 @@ T = TypeVar("T")
 
 @dataclass
 class LoadResult:
-    """The project (None when anything is wrong), every diagnostic, and the image facts."""
+    """The project (None when anything is wrong), every diagnostic, and the image facts.
+
+    ``partial`` is the project of the scenes that can be planned despite the diagnostics
+    (None when the project is unreadable as a whole), ``blocked`` the diagnostics that stop
+    each other scene; without diagnostics ``partial`` is ``project``.
+    """
 
     project: Project | None
     diagnostics: list[Diagnostic] = field(default_factory=list)
     facts: dict[str, FileFact] = field(default_factory=dict)
+    partial: Project | None = None
+    blocked: dict[int, list[Diagnostic]] = field(default_factory=dict)
 
 
 class _Caches:
@@ -97,12 +115,15 @@ class _Caches:
 _CACHES = _Caches()
 
 
-def load_project(root: Path, max_pixels: int = 64_000_000) -> LoadResult:
+def load_project(root: Path, max_pixels: int = 64_000_000,
+                 generated: frozenset[str] = frozenset()) -> LoadResult:
     """Read, parse and check the project in ``root``.
 
     Args:
         root: The project folder.
         max_pixels: Images with more pixels than this are refused as decompression bombs.
+        generated: Files keyframed wrote (its store's records): never taken for the file a
+            near-miss path meant (an asset renamed in assets.json leaves its old image behind).
 
     Returns:
         A :class:`LoadResult`; ``project`` is None when there is any diagnostic.
@@ -117,18 +138,20 @@ def load_project(root: Path, max_pixels: int = 64_000_000) -> LoadResult:
         read_text(root, STYLE_FILE, MAX_JSON_BYTES, found, required=False),
     )
     assets = _CACHES.parsed(ASSETS_FILE, texts[0], parse_assets) if texts[0] is not None else None
-    scenes = _CACHES.parsed(SCENES_FILE, texts[1], parse_scenes) if texts[1] is not None else None
+    scenes = _CACHES.parsed(SCENES_FILE, texts[1], parse_scene_file) \
+        if texts[1] is not None else None
     style = _CACHES.parsed(STYLE_FILE, texts[2], parse_style) if texts[2] is not None else None
     library = assets[0] if assets else AssetLibrary()
-    inspector = _Inspector(root, max_pixels)
+    taken = frozenset(a.output_path for a in library.assets.values()) | generated
+    inspector = _Inspector(root, max_pixels, taken)
     facts = {a.output_path: inspector.fact(a.output_path) for a in library.assets.values()}
     key = (root, assets, scenes, style, tuple(found))
     last = _CACHES.last
-    if last is not None and _same(last[0], key) and last[1] == facts:
-        return LoadResult(last[2].project, list(last[2].diagnostics), facts)
-    result = _check(found, assets, scenes, style, facts)
-    _CACHES.last = (key, facts, result)
-    return LoadResult(result.project, list(result.diagnostics), facts)
+    if last is None or not _same(last[0], key) or last[1] != facts:
+        _CACHES.last = last = (key, facts, _check(found, assets, scenes, style, facts))
+    result = last[2]
+    return LoadResult(result.project, list(result.diagnostics), facts, result.partial,
+                      {n: list(d) for n, d in result.blocked.items()})
 
 
 def _same(a: tuple[object, ...], b: tuple[object, ...]) -> bool:
@@ -140,22 +163,28 @@ def _same(a: tuple[object, ...], b: tuple[object, ...]) -> bool:
 def _check(
     found: list[Diagnostic],
     assets: tuple[AssetLibrary, list[Diagnostic]] | None,
-    scenes: tuple[str, list[Scene], list[Diagnostic]] | None,
+    scenes: SceneFile | None,
     style_parsed: tuple[StyleFile, list[Diagnostic]] | None,
     facts: dict[str, FileFact],
 ) -> LoadResult:
-    """Combine the parse results into a project and cross-check it."""
+    """Combine the parse results into a project, cross-check it, and isolate the errors."""
     library = assets[0] if assets else AssetLibrary()
-    title, scene_list = (scenes[0], scenes[1]) if scenes else ("", [])
+    scene_list: list[Scene] = scenes.scenes if scenes else []
+    outlines = scenes.outlines if scenes else []
     style = style_parsed[0] if style_parsed else StyleFile()
-    found = found + [d for r in (assets, scenes, style_parsed) if r for d in r[-1]]
-    project = Project(title=title, assets=library, scenes=tuple(scene_list), style=style)
-    if not any(d.file in (ASSETS_FILE, STYLE_FILE) for d in found):
+    found = found + [d for r in (assets, style_parsed) if r for d in r[-1]]
+    found += scenes.diagnostics if scenes else []
+    project = Project(title=scenes.title if scenes else "", assets=library,
+                      scenes=tuple(scene_list), style=style)
+    checked = not any(d.file in (ASSETS_FILE, STYLE_FILE) for d in found)
+    if checked:
         # With a broken assets.json every name would look unknown: check names only when the
-        # library is whole (scenes that did not parse are simply absent from ``scenes``).
-        found += validate(project, facts, style.default_style)
+        # library is whole (the names of scenes that did not parse come from their outline).
+        found += validate(project, facts, style.default_style, outlines)
     found.sort(key=lambda d: (_FILE_ORDER.get(d.file, 9), d.file, d.line, d.column))
-    return LoadResult(None if found else project, found, facts)
+    isolated = isolate(project, found, outlines, style.default_style, checked=checked)
+    return LoadResult(None if found else project, found, facts, isolated.project,
+                      isolated.blocked)
 
 
 def read_text(
@@ -273,11 +302,12 @@ def image_fact(root: Path, rel: str, max_pixels: int) -> FileFact:
 class _Inspector:
     """Looks at the asset paths of one project, resolving each folder only once."""
 
-    def __init__(self, root: Path, max_pixels: int) -> None:
+    def __init__(self, root: Path, max_pixels: int, taken: frozenset[str] = frozenset()) -> None:
         self.root = root
         self.real_root = os.path.realpath(root)
         self.max_pixels = max_pixels
         self.folders: dict[str, str] = {}
+        self.taken = taken  # paths that are some asset's own, or keyframed's: no near miss
 
     def inside(self, real: str) -> bool:
         return real == self.real_root or real.startswith(self.real_root.rstrip(os.sep) + os.sep)
@@ -296,7 +326,7 @@ class _Inspector:
                 return FileFact(path=rel, exists=os.path.lexists(path), error=_ESCAPES)
             info = os.stat(real)
         except FileNotFoundError:
-            return FileFact(path=rel)
+            return FileFact(path=rel, near=self.near_miss(rel))
         except OSError as exc:
             return FileFact(path=rel, exists=True, error=f"cannot be read: {exc.strerror or exc}")
         if stat.S_ISDIR(info.st_mode):
@@ -308,6 +338,63 @@ class _Inspector:
         if cached is not None and cached.path == rel:
             return cached
         return _CACHES.remember(key, _inspect(rel, Path(real), self.max_pixels))
+
+
+    def near_miss(self, rel: str) -> str:
+        """An existing image file that ``rel`` nearly names, or ``""``.
+
+        Near: the same path in another case (folders included), the same name with another
+        image extension, or (names of :data:`NEAR_MIN_STEM` letters or more) one letter
+        added, dropped or changed, or two neighbouring letters swapped, in the file name.
+        Files that are another asset's path, or that keyframed wrote, are not candidates.
+        """
+        parts = rel.split("/")
+        folder = self._folder_any_case(parts[:-1])
+        if folder is None:
+            return ""
+        try:
+            names = sorted(os.listdir(self.root / folder if folder else self.root))
+        except OSError:
+            return ""
+        stem, suffix = posixpath.splitext(parts[-1].lower())
+        for name in names:
+            candidate = posixpath.join(folder, name) if folder else name
+            other, other_suffix = posixpath.splitext(name.lower())
+            if candidate == rel or candidate in self.taken or other_suffix not in IMAGE_SUFFIXES:
+                continue
+            if other == stem or (suffix == other_suffix and len(stem) >= NEAR_MIN_STEM
+                                 and _one_edit(stem, other)):
+                return candidate
+        return ""
+
+    def _folder_any_case(self, parts: list[str]) -> str | None:
+        """The folder that ``parts`` names, matching each part in any case; None if none."""
+        here = ""
+        for part in parts:
+            try:
+                names = os.listdir(self.root / here if here else self.root)
+            except OSError:
+                return None
+            match = part if part in names else next(
+                (n for n in sorted(names) if n.lower() == part.lower()), None)
+            if match is None:
+                return None
+            here = posixpath.join(here, match) if here else match
+        return here
+
+
+def _one_edit(a: str, b: str) -> bool:
+    """True when ``a`` and ``b`` differ by exactly one added, dropped or changed letter, or
+    two neighbouring letters swapped (``samuria`` for ``samurai``: the commonest slip)."""
+    if a == b or abs(len(a) - len(b)) > 1:
+        return False
+    if len(a) == len(b):
+        diff = [i for i, (x, y) in enumerate(zip(a, b, strict=True)) if x != y]
+        swapped = len(diff) == 2 and diff[1] == diff[0] + 1 \
+            and a[diff[0]] == b[diff[1]] and a[diff[1]] == b[diff[0]]
+        return len(diff) == 1 or swapped
+    short, long = (a, b) if len(a) < len(b) else (b, a)
+    return any(long[:i] + long[i + 1:] == short for i in range(len(long)))
 
 
 def _inspect(rel: str, path: Path, max_pixels: int) -> FileFact:

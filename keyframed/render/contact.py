@@ -55,10 +55,12 @@ STATE_COLOURS: dict[str, RGB] = {
     "queued": (77, 171, 247),
     "running": (28, 126, 214),
     "failed": (201, 42, 42),
+    "input_error": (201, 42, 42),
     "user_override": (156, 54, 181),
 }
 UNKNOWN_STATE: RGB = (173, 181, 189)
-BADGES: dict[str, str] = {"stale": "STALE", "failed": "FAILED", "user_override": "USER FILE"}
+BADGES: dict[str, str] = {"stale": "STALE", "failed": "FAILED", "user_override": "USER FILE",
+                          "input_error": "INPUT ERROR"}
 
 
 @dataclass(frozen=True)

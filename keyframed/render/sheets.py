@@ -139,6 +139,22 @@ def scene_tiles(snap: Snapshot, scene: int, state_of: StateOf,
     ]
 
 
+def held_rows(snap: Snapshot) -> list[tuple[int, str, str, list[contact.Tile]]]:
+    """(number, folder, label, tiles) of each scene input errors hold back: its outputs as
+    they are on disk, each marked INPUT ERROR (the outputs themselves are not touched)."""
+    held: dict[int, list[contact.Tile]] = {n: [] for n in snap.blocked}
+    order = {"layer": 0, "keyframe": 1, "video": 2}
+    for h in sorted(snap.held, key=lambda h: order.get(h.kind, 3)):
+        if h.scene is None:
+            continue
+        path = snap.root / h.path
+        name = h.path.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+        held.setdefault(h.scene, []).append(contact.Tile(
+            path=path if path.is_file() else None, caption=name, state="input_error"))
+    return [(n, f"scene-{n:02d}", f"Scene {n}: input error, not built", tiles)
+            for n, tiles in held.items()]
+
+
 def _digest(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
@@ -167,26 +183,28 @@ class SheetWriter:
 
     def write(self, snap: Snapshot, state_of: StateOf) -> list[str]:
         """Redraw what changed; return the sheets written."""
-        if not snap.ok or snap.project is None:
+        if snap.project is None:  # nothing can be planned: the sheets are kept as they are
             return []
         busy = any(state_of(i) in ACTIVE_STATES for i in snap.items)
         started = self._clock()
         if busy and started < self._next_scenes and started < self._next_board:
             return []  # nothing is due: the tiles below cost about a pass's time
         written: list[str] = []
-        scenes = sorted(snap.project.scenes, key=lambda s: s.number)
         grouped: dict[int, list[PlanItem]] = {}
         for item in snap.items:
             if item.artifact.scene is not None:
                 grouped.setdefault(item.artifact.scene, []).append(item)
-        rows = [(f"Scene {scene.number}: {scene.title}",
-                 scene_tiles(snap, scene.number, state_of, grouped.get(scene.number, [])))
-                for scene in scenes]
+        scenes = [(s.number, s.folder, f"Scene {s.number}: {s.title}",
+                   scene_tiles(snap, s.number, state_of, grouped.get(s.number, [])))
+                  for s in snap.project.scenes]
+        scenes += held_rows(snap)
+        scenes.sort(key=lambda s: s[0])
+        rows = [(label, tiles) for _, _, label, tiles in scenes]
         self.notes = self._video_notes(rows)
         # A sheet not drawn now keeps its old key, so it still counts as changed later.
         if not busy or started >= self._next_scenes:
-            for scene, (label, tiles) in zip(scenes, rows, strict=True):
-                rel = f"{scene.folder}/{SCENE_SHEET}"
+            for _, folder, label, tiles in scenes:
+                rel = f"{folder}/{SCENE_SHEET}"
                 key = self._key(snap, tiles, label)
                 if self._changed(rel, key):
                     self._draw(rel, partial(contact.scene_sheet, label, tiles,

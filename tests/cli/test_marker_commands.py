@@ -1,4 +1,5 @@
-"""``keyframed approve`` and ``keyframed retry`` write markers only inside the project."""
+"""``keyframed approve`` and ``keyframed retry`` write markers only inside the project, and
+``retry`` only for a target the scene has (issue 12)."""
 
 from __future__ import annotations
 
@@ -7,11 +8,14 @@ from pathlib import Path
 import pytest
 
 from keyframed.cli.main import main
+from tests.planning import copy_sample
 
 
 @pytest.fixture()
-def project(tmp_path: Path) -> Path:
-    root = tmp_path / "p"
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The sample's inputs (retry checks its target against the plan), scene 1's folder made."""
+    monkeypatch.setenv("KEYFRAMED_CONFIG", str(tmp_path / "no-user-config.toml"))
+    root = copy_sample(tmp_path / "p")
     (root / "scene-01").mkdir(parents=True)
     return root
 

@@ -695,7 +695,7 @@ def test_oversized_inputs_are_refused_unparsed(
     w = World.make(tmp_path, built)
     rec = reconciler(w.root)
     parsers = {name: mock.Mock(wraps=getattr(loader, name))
-               for name in ("parse_scenes", "parse_style")}
+               for name in ("parse_scene_file", "parse_style")}
     try:
         assert rec.reconcile_once().ok
         mutate(w)

@@ -324,6 +324,36 @@ class _Parser:
             self.frame.text.append(text)
 
 
+@dataclass(frozen=True)
+class SceneOutline:
+    """What is known of every scene section, whether or not it parsed: its number, the lines
+    it spans, and the asset names it uses (type, name, line). The loader uses it to block only
+    the scene an error is in, and the cross-checks to look up the names of a scene whose
+    fields have errors too, so that one pass reports every error."""
+
+    number: int
+    first_line: int
+    last_line: int
+    kind: str | None
+    background: str | None
+    refs: tuple[tuple[str, str, int], ...]
+
+    def holds(self, line: int) -> bool:
+        """True when ``line`` is inside this scene's section."""
+        return self.first_line <= line <= self.last_line
+
+
+@dataclass(frozen=True)
+class SceneFile:
+    """scene-breakdown.md parsed: title, the scenes that parsed cleanly, every diagnostic,
+    and an outline of every scene section (those with errors included)."""
+
+    title: str
+    scenes: list[Scene]
+    diagnostics: list[Diagnostic]
+    outlines: list[SceneOutline]
+
+
 def parse_scenes(
     text: str, file: str = "scene-breakdown.md"
 ) -> tuple[str, list[Scene], list[Diagnostic]]:
@@ -337,10 +367,17 @@ def parse_scenes(
         The title (from ``# Scene Breakdown: X``), the scenes that parsed cleanly in file
         order, and every diagnostic of the file, sorted by position.
     """
+    parsed = parse_scene_file(text, file)
+    return parsed.title, parsed.scenes, parsed.diagnostics
+
+
+def parse_scene_file(text: str, file: str = "scene-breakdown.md") -> SceneFile:
+    """Parse scene-breakdown.md text, with the outline of every scene (see :class:`SceneFile`)."""
     if not text.strip():
         hint = "start a scene with '## Scene 1: Title'"
-        return "", [], [Diagnostic(file, 1, 1, f"{file} is empty", hint)]
+        return SceneFile("", [], [Diagnostic(file, 1, 1, f"{file} is empty", hint)], [])
     title, scenes, found = "", [], []
+    outlines: list[SceneOutline] = []
     first_lines: dict[int, int] = {}
     memo: dict[tuple[str, str], _Section] = {}
     for first_line, chunk in _chunks(text.replace("\r\n", "\n")):
@@ -348,6 +385,7 @@ def parse_scenes(
         memo[(file, chunk)] = section
         section = _shift(section, first_line - section.first_line)
         title = title or section.title
+        outlines += [section.outline] if section.outline is not None else []
         if section.number is not None and section.number in first_lines:
             found.append(_duplicate(file, section, first_lines[section.number]))
             continue
@@ -361,7 +399,7 @@ def parse_scenes(
         found.append(
             Diagnostic(file, 1, 1, "no scenes found", "start each scene with '## Scene 1: Title'")
         )
-    return title, scenes, sorted(found, key=lambda d: (d.line, d.column))
+    return SceneFile(title, scenes, sorted(found, key=lambda d: (d.line, d.column)), outlines)
 
 
 @dataclass(frozen=True)
@@ -374,6 +412,7 @@ class _Section:
     scene_line: int
     scene: Scene | None
     found: tuple[Diagnostic, ...]
+    outline: SceneOutline | None = None
 
 
 # Sections parsed by the last call, by their exact text: a one-scene edit of a 1,000-scene file
@@ -415,7 +454,29 @@ def _parse_section(chunk: str, first_line: int, file: str) -> _Section:
         scene_line=draft.line if draft else 0,
         scene=scene,
         found=tuple(parser.found),
+        outline=_outline(draft, first_line, first_line + max(chunk.count("\n") - 1, 0))
+        if draft is not None else None,
     )
+
+
+def _outline(draft: _SceneDraft, first: int, last: int) -> SceneOutline:
+    """The numbers and names of a draft, read without judging them (see SceneOutline)."""
+    values = draft.values
+    refs: list[tuple[str, str, int]] = []
+    for key, type_ in (("characters", "characters"), ("background", "backgrounds"),
+                       ("style", "styles"), ("objects", "objects")):
+        value = values.get(key)
+        refs += [(type_, name, value.line) for name in dict.fromkeys(_names(value))] \
+            if value is not None else []
+    for which in ("start", "end"):
+        frame = draft.frames.get(which)
+        pose = frame.items.get("pose") if frame is not None else None
+        refs += [("poses", name, pose.line) for name in _names(pose)[:1]] if pose else []
+    kind_value = values.get("type")
+    kind = _clean_name(kind_value.text).lower() if kind_value is not None else None
+    backgrounds = _names(values.get("background"))
+    return SceneOutline(draft.number, first, last, kind,
+                        backgrounds[0] if backgrounds else None, tuple(refs))
 
 
 def _shift(section: _Section, delta: int) -> _Section:
@@ -439,6 +500,11 @@ def _shift(section: _Section, delta: int) -> _Section:
         scene_line=section.scene_line + delta if section.scene_line else 0,
         scene=scene,
         found=tuple(replace(d, line=d.line + delta) for d in section.found),
+        outline=replace(
+            section.outline, first_line=section.outline.first_line + delta,
+            last_line=section.outline.last_line + delta,
+            refs=tuple((t, n, line + delta) for t, n, line in section.outline.refs),
+        ) if section.outline is not None else None,
     )
 
 

@@ -7,18 +7,24 @@ The parsers check each file alone; this module checks that the files agree:
 - every scene has a style: its ``Style``, else style.json's ``default_style``, else the only
   style asset (the plan applies InStyle to everything, so a scene without one is an error);
 - every asset's image is usable, or can be generated: a file that exists must be a readable
-  image (the loader's :class:`FileFact` says why not), and a missing file needs a description.
+  image (the loader's :class:`FileFact` says why not), and a missing file needs a description;
+- a missing file that nearly matches one that exists (case, image extension, one letter) is an
+  error with "did you mean", even with a description: generating it would waste a GPU job and
+  give a different-looking asset than the file the director meant;
+- the names of a scene whose fields have errors are looked up too (from its outline), so that
+  one pass reports every error instead of waves.
 
 Cross-reference errors point at the scene's field line (column 1: the model keeps lines only).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from keyframed.errors import Diagnostic
 from keyframed.handlers.facts import FileFact
 from keyframed.handlers.parse.assets import did_you_mean
+from keyframed.handlers.parse.scenes import SceneOutline
 from keyframed.handlers.project import ASSET_TYPES, Asset, AssetType, Project, Scene
 
 ASSETS_FILE = "assets.json"
@@ -34,7 +40,8 @@ SINGULAR: dict[AssetType, str] = {
 
 
 def validate(
-    project: Project, facts: Mapping[str, FileFact], default_style: str | None = None
+    project: Project, facts: Mapping[str, FileFact], default_style: str | None = None,
+    outlines: Sequence[SceneOutline] = (),
 ) -> list[Diagnostic]:
     """Check that the project's files agree with each other and with the disk.
 
@@ -44,6 +51,8 @@ def validate(
             taken as missing.
         default_style: style.json's ``default_style``; None falls back to
             ``project.style.default_style``.
+        outlines: Every scene section; the names of those that are not in ``project.scenes``
+            (their fields had errors) are looked up too.
 
     Returns:
         Every problem found, sorted by file and position.
@@ -52,6 +61,10 @@ def validate(
     found = _check_default_style(project, default)
     for scene in project.scenes:
         found += _check_scene(project, scene, default)
+    built = {s.number for s in project.scenes}
+    for outline in outlines:
+        if outline.number not in built:
+            found += _check_refs(project, outline.number, outline.refs)
     for asset in project.assets.assets.values():
         found += _check_asset_file(asset, facts.get(asset.output_path))
     return sorted(found, key=lambda d: (d.file, d.line, d.column))
@@ -96,15 +109,29 @@ def _references(scene: Scene) -> list[tuple[AssetType, str, str]]:
     return refs
 
 
-def _check_scene(project: Project, scene: Scene, default: str | None) -> list[Diagnostic]:
+def _check_refs(project: Project, number: int,
+                refs: Sequence[tuple[str, str, int]]) -> list[Diagnostic]:
+    """Look up (asset type, name, line) references of scene ``number``."""
     found: list[Diagnostic] = []
-    for type_, name, key in _references(scene):
-        message, suggestion = _lookup(project, type_, name)
+    for type_, name, line in refs:
+        message, suggestion = _lookup(project, type_, name)  # type: ignore[arg-type]
         if message:
-            line = scene.field_lines.get(key, scene.line)
-            found.append(
-                Diagnostic(SCENES_FILE, line, 1, f"scene {scene.number}: {message}", suggestion)
-            )
+            found.append(Diagnostic(SCENES_FILE, line, 1, f"scene {number}: {message}", suggestion))
+    return found
+
+
+def uses(project: Project, scene: Scene, default: str | None) -> set[tuple[AssetType, str]]:
+    """(type, name) of every asset a scene uses, its fallback style included."""
+    used: set[tuple[AssetType, str]] = {(t, n) for t, n, _ in _references(scene)}
+    style = scene.style or _fallback_style(project, default)
+    if style:
+        used.add(("styles", style))
+    return used
+
+
+def _check_scene(project: Project, scene: Scene, default: str | None) -> list[Diagnostic]:
+    refs = [(t, n, scene.field_lines.get(key, scene.line)) for t, n, key in _references(scene)]
+    found = _check_refs(project, scene.number, refs)
     if not scene.style and not _fallback_style(project, default):
         styles = project.assets.names("styles")
         found.append(
@@ -148,6 +175,18 @@ def _check_asset_file(asset: Asset, fact: FileFact | None) -> list[Diagnostic]:
         return [Diagnostic(ASSETS_FILE, asset.line, 1, f"{label}: '{path}' {fact.error}")]
     if fact is not None and fact.exists and not fact.is_image:
         return [Diagnostic(ASSETS_FILE, asset.line, 1, f"{label}: '{path}' is not an image")]
+    if fact is not None and not fact.exists and fact.near:
+        return [
+            Diagnostic(
+                ASSETS_FILE,
+                asset.line,
+                1,
+                f"{label}: image '{path}' does not exist, but '{fact.near}' does "
+                f"(did you mean '{fact.near}'?)",
+                f"write \"{fact.near}\" in {ASSETS_FILE}, or rename the file; keyframed does "
+                "not generate an asset whose path nearly matches a file you gave",
+            )
+        ]
     if (fact is None or not fact.exists) and not asset.description:
         return [
             Diagnostic(
