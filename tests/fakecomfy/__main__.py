@@ -28,6 +28,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--cache", choices=("classic", "lru", "none"), default="classic")
     parser.add_argument("--cache-size", type=int, default=0, help="entries kept with --cache lru")
+    parser.add_argument(
+        "--jobs-api", action="store_true", help="also serve newer ComfyUI's /api/jobs"
+    )
     return parser
 
 
@@ -46,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         job_seconds=args.job_seconds,
         cache_mode=args.cache,
         cache_size=args.cache_size,
+        jobs_api=args.jobs_api,
     )
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())

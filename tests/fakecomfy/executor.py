@@ -95,10 +95,15 @@ class Executor:
         self.last_node: str | None = None
         self._running: str | None = None
 
-    def request_interrupt(self, prompt_id: str | None = None) -> None:
-        """Interrupt the running prompt (only if it has ``prompt_id``, when given)."""
+    def request_interrupt(self, prompt_id: str | None = None) -> bool:
+        """Interrupt the running prompt (only if it has ``prompt_id``, when given).
+
+        Returns whether a prompt was running to be interrupted.
+        """
         if self._running is not None and prompt_id in (None, self._running):
             self.interrupt.set()
+            return True
+        return False
 
     async def run(self, item: QueueItem) -> dict[str, Any]:
         """Execute a prompt; return its history ``status``, ``outputs`` and ``meta``."""

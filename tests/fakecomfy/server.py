@@ -1,4 +1,5 @@
-"""FakeComfy: a ComfyUI 0.8.0 look-alike serving real HTTP on 127.0.0.1 from its own thread."""
+"""FakeComfy: a ComfyUI 0.8.0 look-alike (or, with ``jobs_api``, a newer one) serving real HTTP
+on 127.0.0.1 from its own thread."""
 
 from __future__ import annotations
 
@@ -48,6 +49,7 @@ class FakeComfy:
         job_seconds: float = 0.0,
         cache_mode: CacheMode = "classic",
         cache_size: int = 0,
+        jobs_api: bool = False,
     ) -> None:
         """Configure a server (call :meth:`start` to serve).
 
@@ -61,6 +63,9 @@ class FakeComfy:
             job_seconds: Simulated duration of each job.
             cache_mode: ``classic`` (ComfyUI's default), ``lru`` or ``none``.
             cache_size: Entries kept in ``lru`` mode.
+            jobs_api: Also serve newer ComfyUI's core jobs API (``/api/jobs``), report its
+                version, and refuse non-UUID and already-queued prompt ids as it does;
+                without it the server is the recorded 0.8.0.
         """
         info = load_object_info(object_info) if isinstance(object_info, Path) else dict(object_info)
         self.dirs = Dirs.under(base_dir, output_dir)
@@ -72,6 +77,7 @@ class FakeComfy:
         self.host = host
         self.port = port
         self._cache = (cache_mode, cache_size)
+        self.jobs_api = jobs_api
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._core: Core | None = None
@@ -235,7 +241,8 @@ class FakeComfy:
         sock = self._bind()  # first: a taken port fails before anything is started
         core = Core(self.catalog, self.dirs, self.faults, self.records, *self._cache)
         core.start()
-        runner = web.AppRunner(Routes(core).app(), shutdown_timeout=0.5, access_log=None)
+        app = Routes(core, self.jobs_api).app()
+        runner = web.AppRunner(app, shutdown_timeout=0.5, access_log=None)
         await runner.setup()
         await web.SockSite(runner, sock).start()
         self._core, self._runner = core, runner

@@ -20,6 +20,7 @@ __all__ = [
     "PromptState",
     "Queued",
     "Running",
+    "failure",
     "parse_history",
     "queue_position",
 ]
@@ -108,10 +109,11 @@ def parse_history(body: Any, prompt_id: str) -> Done | Failed | None:
         return Done(outputs=outputs, entry=entry)
     if not isinstance(status, Mapping):
         raise ProtocolMismatch("a history entry's status is not an object")
-    return _failure(status)
+    return failure(status)
 
 
-def _failure(status: Mapping[str, Any]) -> Failed:
+def failure(status: Mapping[str, Any]) -> Failed:
+    """The failure a finished prompt's ``status`` reports (its last error or interruption)."""
     messages = status.get("messages")
     for message in reversed(messages if isinstance(messages, list) else []):
         if not (isinstance(message, Sequence) and len(message) == 2):
