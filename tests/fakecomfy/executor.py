@@ -160,7 +160,7 @@ class Executor:
         work = [n for n in order if n not in run.cached or n == run.fail_at]
         steps = {n: s for n in work if (s := self._steps(run, n))}
         savers = {n for n in work if run.item.prompt[n]["class_type"] in SAVERS}
-        return timing.plan(work, steps, savers, self.faults.job_seconds)
+        return timing.plan(work, steps, savers, self.faults.seconds_for(run.item.prompt))
 
     @staticmethod
     def _steps(run: _Run, node_id: str) -> int:

@@ -279,7 +279,7 @@ class Routes:
         except json.JSONDecodeError:
             body = {}
         prompt_id = body.get("prompt_id")
-        self.core.executor.request_interrupt(prompt_id if prompt_id else None)
+        self.core.interrupt(prompt_id if prompt_id else None)
         return _empty_ok()
 
     # -- the core jobs API (newer ComfyUI; jobs.py) ----------------------------------------
@@ -299,7 +299,7 @@ class Routes:
         """Dequeue a pending prompt or interrupt the running one; False when it was neither."""
         if self.core.queue.delete(prompt_id):
             return True
-        return self.core.executor.request_interrupt(prompt_id)
+        return self.core.interrupt(prompt_id)
 
     async def cancel_job(self, request: web.Request) -> web.Response:
         """``POST /api/jobs/{id}/cancel``: ``{"cancelled": bool}``, 200 also for unknown ids."""

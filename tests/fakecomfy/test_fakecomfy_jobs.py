@@ -6,6 +6,7 @@ There is no recording of a newer ComfyUI: the keys and values below are the ones
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -143,3 +144,34 @@ def test_without_the_flag_there_is_no_jobs_api(fake_comfy: FakeComfy) -> None:
         assert http.get("/api/jobs").status_code == 404
         assert http.get(f"/api/jobs/{uuid.uuid4()}").status_code == 404
         assert http.get("/system_stats").json()["system"]["comfyui_version"] == "0.8.0"
+
+
+def test_several_workers_run_prompts_side_by_side(fake_comfy_factory: FakeComfyFactory) -> None:
+    fake = fake_comfy_factory(jobs_api=True, workers=2)
+    fake.faults.hold_jobs()
+    with httpx.Client(base_url=fake.url, timeout=10) as http:
+        ids = [submit(http, image_graph(colour=c)) for c in (1, 2, 3)]
+
+        def statuses() -> list[str]:
+            return [http.get(f"/api/jobs/{p}").json()["status"] for p in ids]
+
+        pause = threading.Event()
+        for _ in range(500):  # bounded: the workers pick prompts up on the server's thread
+            if statuses() == ["in_progress", "in_progress", "pending"]:
+                break
+            pause.wait(0.01)
+        assert statuses() == ["in_progress", "in_progress", "pending"]
+        queue = http.get("/queue").json()
+        assert (len(queue["queue_running"]), len(queue["queue_pending"])) == (2, 1)
+        fake.faults.release_jobs()
+        for pid in ids:
+            wait_history(http, pid)
+    assert sorted(fake.records.executions) == sorted(ids)
+
+
+def test_a_job_time_per_prompt_replaces_the_fixed_one(fake_comfy: FakeComfy) -> None:
+    fake_comfy.faults.job_seconds = 5.0
+    fake_comfy.faults.job_time = lambda prompt: 0.01 * len(prompt)
+    assert fake_comfy.faults.seconds_for(image_graph()) == 0.03
+    fake_comfy.faults.job_time = None
+    assert fake_comfy.faults.seconds_for(image_graph()) == 5.0
