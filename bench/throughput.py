@@ -262,7 +262,7 @@ def v2_setup(base: Path, workers: int, scenes: int, seed: int) -> dict[str, Any]
         wall, cpu, summary = run_keyframed(root, timeout=1200)
         noop_wall, noop_cpu, _ = run_keyframed(root, timeout=300)
         runs = spans(comfy)
-        durations = v2_runs(comfy, runs)
+        by_artifact = v2_runs(comfy, runs)
         executions = Counter(comfy.records.executions)
         uploads = upload_figures(comfy)
     finally:
@@ -271,13 +271,17 @@ def v2_setup(base: Path, workers: int, scenes: int, seed: int) -> dict[str, Any]
     graph = project_graph(root)
     jobs = len(runs)
     total = sum(end - start for _, start, end in runs)
-    chain = critical_seconds(graph, durations)
+    chain = critical_seconds(graph, by_artifact)
+    durations = [end - start for start, end in by_artifact.values()]
+    links = link_delays(graph, by_artifact)
     first, last = min(r[1] for r in runs), max(r[2] for r in runs)
     ideal = max(total / workers, chain)
     return {
         "workers": workers, "max_in_flight": 2 * workers, "jobs": jobs,
-        "job_s_mean": total / jobs, "job_s_min": min(durations.values()),
-        "job_s_max": max(durations.values()), "job_s_sum": total,
+        "job_s_mean": total / jobs, "job_s_min": min(durations),
+        "job_s_max": max(durations), "job_s_sum": total,
+        "link_ms_p50": percentile(links, 50) * 1000, "link_ms_p90": percentile(links, 90) * 1000,
+        "links": len(links),
         "ideal_work_s": total / workers, "critical_path_s": chain,
         "critical_path_jobs": critical_path(graph), "ideal_s": ideal,
         "makespan_s": last - first, "over_ideal": (last - first) / ideal - 1, "wall_s": wall,
@@ -293,12 +297,14 @@ def print_v2(result: dict[str, Any]) -> None:
     """The v2 run's table."""
     r = result
     print(table(["v2 workers x in-flight", "jobs", "job s mean (min-max)", "sum/workers s",
-                 "critical path s", "makespan s", "vs ideal", "CPU ms/job", "gross",
+                 "critical path s", "makespan s", "vs ideal", "link p50/p90 ms", "CPU ms/job",
+                 "gross",
                  "upload B/distinct B", "max up/file", "run twice"],
                 [[f"{r['workers']} x{r['max_in_flight']}", r["jobs"],
                   f"{r['job_s_mean']:.2f} ({r['job_s_min']:.1f}-{r['job_s_max']:.1f})",
                   r["ideal_work_s"], r["critical_path_s"], r["makespan_s"],
-                  f"{r['over_ideal'] * 100:+.0f} %", r["cpu_ms_per_job"],
+                  f"{r['over_ideal'] * 100:+.0f} %",
+                  f"{r['link_ms_p50']:.0f}/{r['link_ms_p90']:.0f}", r["cpu_ms_per_job"],
                   r["cpu_ms_per_job_gross"], f"{r['upload_bytes']}/{r['distinct_bytes']}",
                   r["max_uploads_per_file"], r["executed_twice"]]]))
 

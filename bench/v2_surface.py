@@ -83,25 +83,28 @@ def write_v2_config(root: Path, url: str, max_in_flight: int) -> None:
     (root / "keyframed.toml").write_text("\n".join(lines), encoding="utf-8")
 
 
-def v2_runs(comfy: FakeComfy, spans: list[tuple[str, float, float]]) -> dict[str, float]:
-    """Artifact (path without extension) -> the seconds its job ran on the server."""
+def v2_runs(comfy: FakeComfy,
+            spans: list[tuple[str, float, float]]) -> dict[str, tuple[float, float]]:
+    """Artifact (path without extension) -> (start, end) of its job on the server."""
     bodies = {p.prompt_id: p.body["prompt"] for p in comfy.records.prompts}
-    out: dict[str, float] = {}
+    out: dict[str, tuple[float, float]] = {}
     for prompt_id, start, end in spans:
         match = PREFIX.match(_prefix(bodies.get(prompt_id, {})))
         if match:  # the v2 prefix ends in "-" and the idempotency key's tail
-            out[match.group(1).rsplit("-", 1)[0]] = end - start
+            out[match.group(1).rsplit("-", 1)[0]] = (start, end)
     return out
 
 
-def critical_seconds(graph: dict[str, tuple[bool, list[str]]], runs: dict[str, float]) -> float:
+def critical_seconds(graph: dict[str, tuple[bool, list[str]]],
+                     runs: dict[str, tuple[float, float]]) -> float:
     """The longest dependency chain, in seconds of the jobs' own times."""
     memo: dict[str, float] = {}
 
     def chain(path: str) -> float:
         if path not in memo:
             job, deps = graph[path]
-            own = runs.get(path.rsplit(".", 1)[0], 0.0) if job else 0.0
+            start, end = runs.get(path.rsplit(".", 1)[0], (0.0, 0.0)) if job else (0.0, 0.0)
+            own = end - start
             memo[path] = own + max((chain(d) for d in deps), default=0.0)
         return memo[path]
 

@@ -65,5 +65,5 @@ def test_v2_job_times_spread_around_their_medians_and_chains_add_up() -> None:
     assert len({round(t, 2) for t in images}) > 100  # a spread, not one value
     graph = {"a.png": (True, []), "b.png": (False, ["a.png"]), "c.mp4": (True, ["b.png"]),
              "d.png": (True, [])}
-    runs = {"a": 2.0, "c": 3.0, "d": 4.5, "b": 99.0}  # b is a local copy: no job time
+    runs = {"a": (0.0, 2.0), "c": (2.5, 5.5), "d": (0.0, 4.5), "b": (0.0, 99.0)}  # b: a copy
     assert v2.critical_seconds(graph, runs) == 5.0
