@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import os
 import resource
 import subprocess
 import sys
@@ -252,22 +253,31 @@ def one_setup(base: Path, count: int, scenes: int, seed: int, job_s: float,
     }
 
 
-def v2_setup(base: Path, workers: int, scenes: int, seed: int) -> dict[str, Any]:
-    """Build a fresh project through a v2 surface with ``workers`` workers and measure."""
+def v2_setup(base: Path, workers: int, scenes: int, seed: int,
+             in_flight: int = 0) -> dict[str, Any]:
+    """Build a fresh project through a v2 surface with ``workers`` workers and measure
+    (``in_flight`` jobs at most on it; two per worker by default)."""
+    in_flight = in_flight or 2 * workers
     comfy, proxy = start_surface(base / "surface", workers)
+    fake_cpu0 = resource.getrusage(resource.RUSAGE_SELF)
     try:
         root = base / "project"
         generate_project(root, scenes, seed=seed, backend="comfyui", comfy_urls=[comfy.url])
-        write_v2_config(root, proxy.url, max_in_flight=2 * workers)
+        write_v2_config(root, proxy.url, max_in_flight=in_flight)
         wall, cpu, summary = run_keyframed(root, timeout=1200)
         noop_wall, noop_cpu, _ = run_keyframed(root, timeout=300)
         runs = spans(comfy)
         by_artifact = v2_runs(comfy, runs)
         executions = Counter(comfy.records.executions)
         uploads = upload_figures(comfy)
+        fake_cpu1 = resource.getrusage(resource.RUSAGE_SELF)
     finally:
+        before_proxy = child_cpu()
         proxy.stop()
+        proxy_cpu = child_cpu() - before_proxy  # the proxy is waited for only now
         comfy.stop()
+    # The fake servers run in this process: its CPU over the two runs is theirs (and ours).
+    fake_cpu = (fake_cpu1.ru_utime + fake_cpu1.ru_stime) - (fake_cpu0.ru_utime + fake_cpu0.ru_stime)
     graph = project_graph(root)
     jobs = len(runs)
     total = sum(end - start for _, start, end in runs)
@@ -277,7 +287,7 @@ def v2_setup(base: Path, workers: int, scenes: int, seed: int) -> dict[str, Any]
     first, last = min(r[1] for r in runs), max(r[2] for r in runs)
     ideal = max(total / workers, chain)
     return {
-        "workers": workers, "max_in_flight": 2 * workers, "jobs": jobs,
+        "workers": workers, "max_in_flight": in_flight, "jobs": jobs,
         "job_s_mean": total / jobs, "job_s_min": min(durations),
         "job_s_max": max(durations), "job_s_sum": total,
         "link_ms_p50": percentile(links, 50) * 1000, "link_ms_p90": percentile(links, 90) * 1000,
@@ -289,7 +299,8 @@ def v2_setup(base: Path, workers: int, scenes: int, seed: int) -> dict[str, Any]
         "cpu_ms_per_job": (cpu - noop_cpu) / jobs * 1000 if jobs else float("nan"),
         "cpu_ms_per_job_gross": cpu / jobs * 1000 if jobs else float("nan"),
         "executed_twice": sum(1 for n in executions.values() if n > 1),
-        "summary": summary, **uploads,
+        "summary": summary, "proxy_cpu_s": proxy_cpu, "fake_cpu_s": fake_cpu,
+        "cpus": os.cpu_count(), **uploads,
     }
 
 
@@ -307,6 +318,9 @@ def print_v2(result: dict[str, Any]) -> None:
                   f"{r['link_ms_p50']:.0f}/{r['link_ms_p90']:.0f}", r["cpu_ms_per_job"],
                   r["cpu_ms_per_job_gross"], f"{r['upload_bytes']}/{r['distinct_bytes']}",
                   r["max_uploads_per_file"], r["executed_twice"]]]))
+    print(f"CPU seconds: keyframed {r['cpu_s']:.1f}, comfy-api-proxy {r['proxy_cpu_s']:.1f}, "
+          f"fake ComfyUI + bench {r['fake_cpu_s']:.1f}, in {r['wall_s']:.1f} s of wall time "
+          f"on {r['cpus']} CPUs")
 
 
 def print_results(results: list[dict[str, Any]]) -> None:
@@ -351,6 +365,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--servers", default="1,2,4", help="server counts (1,2,4; 0: none)")
     parser.add_argument("--v2-workers", type=int, default=0,
                         help="also run behind a v2 surface with this many workers (16)")
+    parser.add_argument("--v2-in-flight", type=int, default=0,
+                        help="max_in_flight of the v2 backend (default: two per worker)")
     parser.add_argument("--in-flight", default="2",
                         help="max_in_flight values (2: one running, one queued; 1,2 compares)")
     parser.add_argument("--job-ms", type=float, default=200.0)
@@ -371,7 +387,8 @@ def main(argv: list[str] | None = None) -> int:
                                          args.seed, args.job_ms / 1000, depth, args.profile))
         if args.v2_workers:
             print(f"v2 surface, {args.v2_workers} workers ...", flush=True)
-            v2 = v2_setup(base / "v2", args.v2_workers, args.scenes, args.seed)
+            v2 = v2_setup(base / "v2", args.v2_workers, args.scenes, args.seed,
+                          args.v2_in_flight)
     print(f"\n{args.scenes} scenes, {args.job_ms:g} ms jobs")
     if results:
         print_results(results)
