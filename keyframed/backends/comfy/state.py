@@ -2,7 +2,8 @@
 
 ``/history`` is the authority on completion: ComfyUI writes the entry in the same step that
 takes the prompt off the running list, while WebSocket events (``execution_success`` is sent
-before the entry exists) are only hints.
+before the entry exists) are only hints. Servers with the core jobs API are read through
+:mod:`keyframed.backends.comfy.jobs` instead, into the same states.
 """
 
 from __future__ import annotations
