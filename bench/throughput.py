@@ -21,12 +21,17 @@ building it from nothing. Measured:
 
 Targets: makespan within 5 % of the ideal bound; CPU per job <= 5 ms; every reference image
 uploaded once per server.
+
+``--v2-workers 16`` adds a run behind a Comfy API v2 surface: the real comfy-api-proxy in
+front of one fake ComfyUI running 16 prompts side by side, job times spread around 2 s
+(:mod:`bench.v2_surface`); ``--servers 0`` leaves the native runs out.
 """
 
 from __future__ import annotations
 
 import argparse
 import itertools
+import os
 import resource
 import subprocess
 import sys
@@ -46,6 +51,13 @@ from bench.fake_farm import (
     write_config,
 )
 from bench.gen import generate_project
+from bench.v2_surface import (
+    critical_seconds,
+    start_surface,
+    upload_figures,
+    v2_runs,
+    write_v2_config,
+)
 from tests.comfy_project import PREFIX
 from tests.fakecomfy.server import FakeComfy
 
@@ -241,6 +253,76 @@ def one_setup(base: Path, count: int, scenes: int, seed: int, job_s: float,
     }
 
 
+def v2_setup(base: Path, workers: int, scenes: int, seed: int,
+             in_flight: int = 0) -> dict[str, Any]:
+    """Build a fresh project through a v2 surface with ``workers`` workers and measure
+    (``in_flight`` jobs at most on it; two per worker by default)."""
+    in_flight = in_flight or 2 * workers
+    comfy, proxy = start_surface(base / "surface", workers)
+    fake_cpu0 = resource.getrusage(resource.RUSAGE_SELF)
+    try:
+        root = base / "project"
+        generate_project(root, scenes, seed=seed, backend="comfyui", comfy_urls=[comfy.url])
+        write_v2_config(root, proxy.url, max_in_flight=in_flight)
+        wall, cpu, summary = run_keyframed(root, timeout=1200)
+        noop_wall, noop_cpu, _ = run_keyframed(root, timeout=300)
+        runs = spans(comfy)
+        by_artifact = v2_runs(comfy, runs)
+        executions = Counter(comfy.records.executions)
+        uploads = upload_figures(comfy)
+        fake_cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+    finally:
+        before_proxy = child_cpu()
+        proxy.stop()
+        proxy_cpu = child_cpu() - before_proxy  # the proxy is waited for only now
+        comfy.stop()
+    # The fake servers run in this process: its CPU over the two runs is theirs (and ours).
+    fake_cpu = (fake_cpu1.ru_utime + fake_cpu1.ru_stime) - (fake_cpu0.ru_utime + fake_cpu0.ru_stime)
+    graph = project_graph(root)
+    jobs = len(runs)
+    total = sum(end - start for _, start, end in runs)
+    chain = critical_seconds(graph, by_artifact)
+    durations = [end - start for start, end in by_artifact.values()]
+    links = link_delays(graph, by_artifact)
+    first, last = min(r[1] for r in runs), max(r[2] for r in runs)
+    ideal = max(total / workers, chain)
+    return {
+        "workers": workers, "max_in_flight": in_flight, "jobs": jobs,
+        "job_s_mean": total / jobs, "job_s_min": min(durations),
+        "job_s_max": max(durations), "job_s_sum": total,
+        "link_ms_p50": percentile(links, 50) * 1000, "link_ms_p90": percentile(links, 90) * 1000,
+        "links": len(links),
+        "ideal_work_s": total / workers, "critical_path_s": chain,
+        "critical_path_jobs": critical_path(graph), "ideal_s": ideal,
+        "makespan_s": last - first, "over_ideal": (last - first) / ideal - 1, "wall_s": wall,
+        "cpu_s": cpu, "noop_cpu_s": noop_cpu, "noop_wall_s": noop_wall,
+        "cpu_ms_per_job": (cpu - noop_cpu) / jobs * 1000 if jobs else float("nan"),
+        "cpu_ms_per_job_gross": cpu / jobs * 1000 if jobs else float("nan"),
+        "executed_twice": sum(1 for n in executions.values() if n > 1),
+        "summary": summary, "proxy_cpu_s": proxy_cpu, "fake_cpu_s": fake_cpu,
+        "cpus": os.cpu_count(), **uploads,
+    }
+
+
+def print_v2(result: dict[str, Any]) -> None:
+    """The v2 run's table."""
+    r = result
+    print(table(["v2 workers x in-flight", "jobs", "job s mean (min-max)", "sum/workers s",
+                 "critical path s", "makespan s", "vs ideal", "link p50/p90 ms", "CPU ms/job",
+                 "gross",
+                 "upload B/distinct B", "max up/file", "run twice"],
+                [[f"{r['workers']} x{r['max_in_flight']}", r["jobs"],
+                  f"{r['job_s_mean']:.2f} ({r['job_s_min']:.1f}-{r['job_s_max']:.1f})",
+                  r["ideal_work_s"], r["critical_path_s"], r["makespan_s"],
+                  f"{r['over_ideal'] * 100:+.0f} %",
+                  f"{r['link_ms_p50']:.0f}/{r['link_ms_p90']:.0f}", r["cpu_ms_per_job"],
+                  r["cpu_ms_per_job_gross"], f"{r['upload_bytes']}/{r['distinct_bytes']}",
+                  r["max_uploads_per_file"], r["executed_twice"]]]))
+    print(f"CPU seconds: keyframed {r['cpu_s']:.1f}, comfy-api-proxy {r['proxy_cpu_s']:.1f}, "
+          f"fake ComfyUI + bench {r['fake_cpu_s']:.1f}, in {r['wall_s']:.1f} s of wall time "
+          f"on {r['cpus']} CPUs")
+
+
 def print_results(results: list[dict[str, Any]]) -> None:
     """The tables."""
     rows = [[f"{r['servers']} x{r['max_in_flight']}", r["jobs"], r["critical_path_jobs"],
@@ -280,7 +362,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.throughput", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scenes", type=int, default=50)
-    parser.add_argument("--servers", default="1,2,4", help="server counts (1,2,4)")
+    parser.add_argument("--servers", default="1,2,4", help="server counts (1,2,4; 0: none)")
+    parser.add_argument("--v2-workers", type=int, default=0,
+                        help="also run behind a v2 surface with this many workers (16)")
+    parser.add_argument("--v2-in-flight", type=int, default=0,
+                        help="max_in_flight of the v2 backend (default: two per worker)")
     parser.add_argument("--in-flight", default="2",
                         help="max_in_flight values (2: one running, one queued; 1,2 compares)")
     parser.add_argument("--job-ms", type=float, default=200.0)
@@ -291,18 +377,29 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     started = time.monotonic()
     results = []
+    v2 = None
+    counts = [int(x) for x in args.servers.split(",") if int(x) > 0]
     with scratch("kf-bench-throughput-", args.keep) as base:
         for depth in (int(x) for x in args.in_flight.split(",")):
-            for count in (int(x) for x in args.servers.split(",")):
+            for count in counts:
                 print(f"{count} server(s), max_in_flight {depth} ...", flush=True)
                 results.append(one_setup(base / f"s{count}-f{depth}", count, args.scenes,
                                          args.seed, args.job_ms / 1000, depth, args.profile))
+        if args.v2_workers:
+            print(f"v2 surface, {args.v2_workers} workers ...", flush=True)
+            v2 = v2_setup(base / "v2", args.v2_workers, args.scenes, args.seed,
+                          args.v2_in_flight)
     print(f"\n{args.scenes} scenes, {args.job_ms:g} ms jobs")
-    print_results(results)
-    verdict(results)
-    path = save_results("throughput", {"scenes": args.scenes, "job_ms": args.job_ms,
-                                       "results": results,
-                                       "seconds": round(time.monotonic() - started, 1)})
+    if results:
+        print_results(results)
+        verdict(results)
+    if v2 is not None:
+        print()
+        print_v2(v2)
+    name = "throughput" if results else "throughput-v2"
+    path = save_results(name, {"scenes": args.scenes, "job_ms": args.job_ms,
+                               "results": results, "v2": v2,
+                               "seconds": round(time.monotonic() - started, 1)})
     print(f"wrote {path} in {time.monotonic() - started:.0f} s")
     return 0
 

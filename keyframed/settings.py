@@ -273,8 +273,10 @@ class Settings(_Frozen):
         names = [b.name for b in self.backends]
         if len(set(names)) != len(names):
             raise ValueError(f"backend names must be unique, got {names}")
-        if len({b.kind for b in self.backends}) > 1:
-            raise ValueError("all backends must be of one kind (all comfyui or all preview)")
+        kinds = {b.kind for b in self.backends}
+        if "preview" in kinds and len(kinds) > 1:
+            # Previews are not the real thing: a project is either an animatic or real.
+            raise ValueError("preview backends cannot be mixed with comfyui or comfy-api ones")
         if self.video.split_step >= self.video.steps and self.video.steps > 1:
             raise ValueError("video.split_step must be below video.steps")
         return self
@@ -286,5 +288,11 @@ class Settings(_Frozen):
 
     @property
     def backend_kind(self) -> str:
-        """The kind every backend shares; it is part of every recipe."""
-        return self.backends[0].kind
+        """The engine every backend shares; it is part of every recipe.
+
+        Native servers and v2 surfaces both run ComfyUI with the same templates, so either,
+        or both, or moving from one to the other, is the recipe kind ``comfyui``: an artifact
+        made on one is not out of date on the other. Only the preview renderer makes other
+        outputs (``preview``).
+        """
+        return "preview" if self.backends[0].kind == "preview" else "comfyui"

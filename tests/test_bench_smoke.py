@@ -47,3 +47,23 @@ def test_minimality_on_a_small_project(tmp_path: Path) -> None:
     assert by_name["touch inputs"]["expected"] == []
     assert by_name["camera (character scene)"]["expected"], "an edit that must rebuild something"
     assert all(not r["unsettled"] for r in data["results"])
+
+
+def test_v2_job_times_spread_around_their_medians_and_chains_add_up() -> None:
+    from bench import v2_surface as v2
+
+    def graph_of(prefix: str, cls: str = "SaveImage") -> dict[str, object]:
+        return {"9": {"class_type": cls, "inputs": {"filename_prefix": prefix}}}
+
+    images = [v2.job_time(graph_of(f"keyframed/p/scene-{n:02}/keyframe")) for n in range(400)]
+    videos = [v2.job_time(graph_of(f"keyframed/p/scene-{n:02}/video", "SaveVideo"))
+              for n in range(400)]
+    assert images == [v2.job_time(graph_of(f"keyframed/p/scene-{n:02}/keyframe"))
+                      for n in range(400)]  # the same job always gets the same time
+    assert all(v2.SHORTEST_S <= t <= v2.LONGEST_S for t in images + videos)
+    assert 1.5 < sorted(images)[200] < 2.1 and 2.6 < sorted(videos)[200] < 3.4
+    assert len({round(t, 2) for t in images}) > 100  # a spread, not one value
+    graph = {"a.png": (True, []), "b.png": (False, ["a.png"]), "c.mp4": (True, ["b.png"]),
+             "d.png": (True, [])}
+    runs = {"a": (0.0, 2.0), "c": (2.5, 5.5), "d": (0.0, 4.5), "b": (0.0, 99.0)}  # b: a copy
+    assert v2.critical_seconds(graph, runs) == 5.0

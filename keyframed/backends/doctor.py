@@ -127,6 +127,8 @@ def check_backend(
     if info is None:
         return report
     report.ok(f"reachable: ComfyUI {info.version or '(version not reported)'}")
+    report.info("jobs are followed through ComfyUI's core jobs API (/api/jobs)" if info.jobs_api
+                else "no core jobs API (/api/jobs): jobs are followed through /history and /queue")
     prompts = _prompts(settings, root, config.name, report)
     _check_nodes(info, prompts, settings, config.name, report, config_file)
     _check_schemas(info, prompts, config.name, report, root)

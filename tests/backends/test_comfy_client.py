@@ -584,11 +584,14 @@ def test_cancel_deletes_from_the_queue_and_interrupts_only_a_running_prompt() ->
         server.queue[PID] = {}
         client.cancel(PID)
         assert recorder.paths("POST") == ["/queue"]
-        assert json.loads(recorder.requests[0].content) == {"delete": [PID]}
+        assert recorder.paths("GET")[0] == "/api/jobs"  # asked once: an older server (404)
+        posts = [r for r in recorder.requests if r.method == "POST"]
+        assert json.loads(posts[0].content) == {"delete": [PID]}
         server.running[PID] = {}
         client.cancel(PID)
     assert recorder.paths("POST") == ["/queue", "/queue", "/interrupt"]
     assert json.loads(recorder.requests[-1].content) == {"prompt_id": PID}
+    assert recorder.paths("GET").count("/api/jobs") == 1
 
 
 # -- the token ---------------------------------------------------------------------------
@@ -685,7 +688,8 @@ def test_run_job_submits_waits_and_downloads(tmp_path: Path) -> None:
     assert len(server.posts) == 1
     assert outcome.prompt_id == PID and outcome.output == IMAGE_OUT
     assert outcome.sha256 == hashlib.sha256((tmp_path / "k.png").read_bytes()).hexdigest()
-    assert recorder.paths()[0] == f"/history/{PID}"  # asked before submitting
+    # Asked before submitting (after asking once whether the server has the jobs API).
+    assert recorder.paths()[:2] == ["/api/jobs", f"/history/{PID}"]
 
 
 def test_run_job_of_a_finished_prompt_only_downloads(tmp_path: Path) -> None:
@@ -783,8 +787,21 @@ def test_run_job_times_out_within_its_bound(tmp_path: Path) -> None:
 
 # == against the fake ComfyUI (tests/fakecomfy) ==========================================
 # Real HTTP and WebSocket on 127.0.0.1; what the server received is in ``fake.records``.
+# Every test runs twice: against the recorded ComfyUI 0.8.0 (prompts read through /history
+# and /queue) and against a newer ComfyUI with the core jobs API (read through /api/jobs).
 
 FAST = httpx.Timeout(2.0, connect=1.0)
+
+
+@pytest.fixture(params=[False, True], ids=["comfyui-0.8.0", "jobs-api"])
+def jobs_api(request: pytest.FixtureRequest) -> bool:
+    return bool(request.param)
+
+
+@pytest.fixture
+def fake_comfy(fake_comfy_factory: Any, jobs_api: bool) -> FakeComfy:
+    server: FakeComfy = fake_comfy_factory(jobs_api=jobs_api)
+    return server
 
 
 def fake_client(fake: FakeComfy, **kwargs: Any) -> ComfyClient:
@@ -819,10 +836,11 @@ def run_fake(client: ComfyClient, prompt: dict[str, Any], dest: Path, **kwargs: 
     return run_job(client, prompt=prompt, dest=dest, **kwargs)
 
 
-def test_fake_preflight(fake_comfy: FakeComfy) -> None:
+def test_fake_preflight(fake_comfy: FakeComfy, jobs_api: bool) -> None:
     with fake_client(fake_comfy) as client:
         info = client.preflight()
-    assert info.version == "0.8.0"
+    assert info.version == ("0.38.1" if jobs_api else "0.8.0")
+    assert info.jobs_api is jobs_api
     assert info.has_model("loras", "InStyle-0.5.safetensors")
     assert info.missing(nodes=["LoraLoaderModelOnly", "KSampler"]) == []
     assert info.missing(models=[("loras", "nope.safetensors")]) == ["loras/nope.safetensors"]
@@ -918,6 +936,7 @@ def test_fake_node_errors_are_permanent_and_name_the_node(
 def test_fake_5xx_twice_then_ok_is_one_submission(fake_comfy: FakeComfy, tmp_path: Path) -> None:
     fake_comfy.faults.fail_next("POST /prompt", n=2, status=500)
     fake_comfy.faults.fail_next("/history/*", n=2, status=503)
+    fake_comfy.faults.fail_next("/api/jobs/*", n=2, status=503)
     with fake_client(fake_comfy) as client:
         outcome = run_fake(client, image_graph(), tmp_path / "k.png")
     assert fake_comfy.records.requests.count(("POST", "/prompt")) == 3
@@ -938,15 +957,20 @@ def test_fake_reset_after_queueing_is_not_submitted_twice(
     assert fake_comfy.records.requests.count(("GET", "/view")) == 2
 
 
-def test_fake_garbled_json_is_retried_and_wrong_shape_is_not(fake_comfy: FakeComfy) -> None:
+def test_fake_garbled_json_is_retried_and_wrong_shape_is_not(
+    fake_comfy: FakeComfy, jobs_api: bool
+) -> None:
     pid = str(uuid.uuid4())
-    fake_comfy.faults.fail_next("GET /queue", n=2, status=200, body=b"<html>proxy page</html>")
+    garbled, shaped = ("/api/jobs/*", "/api/jobs/*") if jobs_api else ("/queue", "/history/*")
+    fake_comfy.faults.fail_next(f"GET {garbled}", n=2, status=200, body=b"<html>proxy</html>")
     with fake_client(fake_comfy) as client:
         assert isinstance(client.lookup(pid), Lost)
-        fake_comfy.faults.wrong_shape_next("GET /history/*")
+        fake_comfy.faults.wrong_shape_next(f"GET {shaped}")
         with pytest.raises(ComfyPermanentError, match="unexpected answer"):
             client.lookup(pid)
-    assert fake_comfy.records.requests.count(("GET", "/queue")) == 3
+    # Two garbled answers and the good one, then (jobs API) the wrongly shaped one.
+    asked, times = (f"/api/jobs/{pid}", 4) if jobs_api else ("/queue", 3)
+    assert fake_comfy.records.requests.count(("GET", asked)) == times
 
 
 def test_fake_hung_server_times_out_within_the_bound(fake_comfy: FakeComfy, tmp_path: Path) -> None:
@@ -960,7 +984,8 @@ def test_fake_hung_server_times_out_within_the_bound(fake_comfy: FakeComfy, tmp_
             run_fake(client, image_graph(), tmp_path / "k.png")
     finally:
         fake_comfy.faults.release()
-    assert fake_comfy.records.requests == [("GET", f"/history/{_pid(image_graph())}")] * 2
+    # The first request (does the server have the jobs API?) is the one that hangs.
+    assert fake_comfy.records.requests == [("GET", "/api/jobs")] * 2
     assert list(tmp_path.iterdir()) == []
 
 
@@ -1011,10 +1036,10 @@ def test_fake_execution_error_names_message_and_node(fake_comfy: FakeComfy, tmp_
 
 @pytest.mark.parametrize("previews", [False, True], ids=["no-previews", "latent2rgb-previews"])
 def test_fake_progress_arrives_over_the_websocket(
-    fake_comfy_factory: Any, tmp_path: Path, previews: bool
+    fake_comfy_factory: Any, tmp_path: Path, jobs_api: bool, previews: bool
 ) -> None:
     # With previews, a binary JPEG frame follows each step's progress, as on the GPU run.
-    fake = fake_comfy_factory(job_seconds=0.1)
+    fake = fake_comfy_factory(job_seconds=0.1, jobs_api=jobs_api)
     fake.faults.previews = previews
     seen: list[float] = []
     inputs = tmp_path / "in.png"
@@ -1140,3 +1165,55 @@ def _until(
             return
         done.wait(0.01)
     raise AssertionError(f"condition not met in time: {what()}")
+
+
+# -- the core jobs API versus /history ---------------------------------------------------
+
+
+def test_fake_each_server_is_read_through_its_own_surface(
+    fake_comfy: FakeComfy, jobs_api: bool, tmp_path: Path
+) -> None:
+    with fake_client(fake_comfy) as client:
+        outcome = run_fake(client, image_graph(), tmp_path / "k.png")
+    paths = [path for _, path in fake_comfy.records.requests]
+    legacy = [p for p in paths if p.startswith("/history") or p == "/queue"]
+    jobs = [p for p in paths if p.startswith("/api/jobs/")]
+    assert paths.count("/api/jobs") == 1  # asked once, not per request
+    if jobs_api:
+        assert legacy == [] and f"/api/jobs/{outcome.prompt_id}" in jobs
+    else:
+        assert jobs == [] and f"/history/{outcome.prompt_id}" in legacy
+    assert fake_comfy.records.execution_count(outcome.prompt_id) == 1
+
+
+def test_fake_queued_place_and_a_second_submit_of_a_queued_prompt(
+    fake_comfy: FakeComfy, jobs_api: bool
+) -> None:
+    fake_comfy.faults.hold_jobs()
+    ids = [str(uuid.uuid4()) for _ in range(3)]
+    with fake_client(fake_comfy) as client:
+        for colour, pid in enumerate(ids):
+            client.submit(image_graph(colour=colour), pid)
+        fake_comfy.faults.wait_held()
+        assert client.lookup(ids[2]) == Queued(ahead=2)
+        assert isinstance(client.lookup(ids[0]), Running)
+        # Newer ComfyUI answers 409 for an id it has queued: the submit got through.
+        client.submit(image_graph(colour=2), ids[2])
+    fake_comfy.faults.release_jobs()
+    assert fake_comfy.records.prompt_ids == (ids if jobs_api else [*ids, ids[2]])
+
+
+def test_fake_a_server_downgraded_behind_the_same_address_is_followed(
+    fake_comfy_factory: Any, tmp_path: Path
+) -> None:
+    fake = fake_comfy_factory(jobs_api=True)
+    with fake_client(fake) as client:
+        run_fake(client, image_graph(colour=1), tmp_path / "a.png")
+        assert client.uses_jobs_api()
+        fake.jobs_api = False
+        fake.restart()  # an older ComfyUI now answers there: /api/jobs/{id} is a bare 404
+        with capture_logs() as logs:
+            outcome = run_fake(client, image_graph(colour=2), tmp_path / "b.png")
+        assert not client.uses_jobs_api()
+    assert "comfy_jobs_api_gone" in [e["event"] for e in logs]
+    assert fake.records.execution_count(outcome.prompt_id) == 1

@@ -14,6 +14,7 @@ from keyframed.cli.main import main
 from keyframed.settings import Settings
 from tests.fakecomfy import DEFAULT_MODELS, FakeComfy
 from tests.fakecomfy.catalog import load_object_info
+from tests.fakecomfy.fixtures import FakeComfyFactory
 from tests.planning import copy_sample
 
 INSTYLE = "InStyle-0.5.safetensors"
@@ -65,10 +66,21 @@ def test_everything_present_is_a_clean_summary(
     code, out = doctor(capsys, str(project_on(tmp_path, fake_comfy.url)))
     assert code == 0, out
     assert "reachable: ComfyUI 0.8.0" in out
+    assert "no core jobs API (/api/jobs): jobs are followed through /history" in out
     assert "node classes: all" in out and "templates: all 6 fit" in out
     assert "models: 8 of 8" in out and "LoRAs: 6 of 6" in out
     assert "GiB free of" in out
     assert "All good" in out and "fix:" not in out
+
+
+def test_a_newer_comfyui_is_followed_through_its_jobs_api(
+    tmp_path: Path, fake_comfy_factory: FakeComfyFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    newer = fake_comfy_factory(jobs_api=True)
+    code, out = doctor(capsys, str(project_on(tmp_path, newer.url)))
+    assert code == 0, out
+    assert "reachable: ComfyUI 0.38.1" in out
+    assert "followed through ComfyUI's core jobs API (/api/jobs)" in out
 
 
 def test_a_missing_lora_is_named_with_the_closest_name_and_the_fix(

@@ -1,4 +1,8 @@
-"""The reconcile loop against the ComfyUI-compatible test server, over real HTTP."""
+"""The reconcile loop against the ComfyUI-compatible test server, over real HTTP.
+
+The whole-sample build and the mid-run restart run twice: against the recorded ComfyUI 0.8.0
+(/history, /queue) and against a newer ComfyUI with the core jobs API (/api/jobs).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,8 @@ import json
 import threading
 from collections import Counter
 from pathlib import Path
+
+import pytest
 
 from keyframed.daemon.loop import Reconciler
 from keyframed.inputs.config import load_settings
@@ -19,10 +25,14 @@ def reconciler(root: Path) -> Reconciler:
     return rec
 
 
+SURFACES = pytest.mark.parametrize("jobs_api", [False, True], ids=["comfyui-0.8.0", "jobs-api"])
+
+
+@SURFACES
 def test_sample_builds_once_with_each_image_uploaded_once(
-    fake_comfy_factory: FakeComfyFactory, tmp_path: Path
+    fake_comfy_factory: FakeComfyFactory, tmp_path: Path, jobs_api: bool
 ) -> None:
-    server = fake_comfy_factory()
+    server = fake_comfy_factory(jobs_api=jobs_api)
     root = comfy_project(tmp_path / "p", [server])
     rec = reconciler(root)
     try:
@@ -53,10 +63,11 @@ def test_sample_builds_once_with_each_image_uploaded_once(
         rec.close()
 
 
+@SURFACES
 def test_restart_of_comfyui_mid_run_resubmits_lost_jobs_once(
-    fake_comfy_factory: FakeComfyFactory, tmp_path: Path
+    fake_comfy_factory: FakeComfyFactory, tmp_path: Path, jobs_api: bool
 ) -> None:
-    server = fake_comfy_factory(job_seconds=0.15)
+    server = fake_comfy_factory(job_seconds=0.15, jobs_api=jobs_api)
     root = comfy_project(tmp_path / "p", [server], max_in_flight=2)
     rec = reconciler(root)
     done = threading.Event()

@@ -15,6 +15,10 @@ What it does (the recorded transcripts in ../shared/comfyui are its conformance 
   node-output cache (classic by default) and WebSocket events, writing real files: PNGs whose
   pixels follow the inputs (uploaded bytes, seed, text...), MP4-, WebM-, WebP- and APNG-shaped
   videos; each job lasts ``job_seconds`` of wall time;
+- with ``jobs_api=True`` (``--jobs-api``), newer ComfyUI's core jobs API as well
+  (``GET /api/jobs``, ``GET /api/jobs/{id}``, ``POST /api/jobs/{id}/cancel``,
+  ``POST /api/jobs/cancel``; :mod:`.jobs`), its version in ``/system_stats``, and its
+  ``POST /prompt`` rules (a client's id must be a canonical UUID; one already queued is a 409);
 - :attr:`FakeComfy.faults` (:class:`Faults`): 5xx, dropped connections, hung routes, failing
   prompts, held jobs, silent sockets, hostile outputs and bodies; :meth:`FakeComfy.restart`;
 - :attr:`FakeComfy.records` (:class:`Records`): accepted prompts, uploads, executions, requests.

@@ -30,6 +30,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--preview-method", choices=("none", "latent2rgb"), default="none",
                         help="latent2rgb: a JPEG preview frame per sampler step")
     parser.add_argument("--cache-size", type=int, default=0, help="entries kept with --cache lru")
+    parser.add_argument(
+        "--jobs-api", action="store_true", help="also serve newer ComfyUI's /api/jobs"
+    )
     return parser
 
 
@@ -49,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         cache_mode=args.cache,
         cache_size=args.cache_size,
         previews=args.preview_method != "none",
+        jobs_api=args.jobs_api,
     )
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())

@@ -31,34 +31,45 @@ class Core:
     records: Records
     cache_mode: CacheMode = "classic"
     cache_size: int = 0
+    # ComfyUI runs one prompt at a time; more stand for a deployment's GPUs behind one queue.
+    workers: int = 1
     hub: Hub = field(init=False)
     queue: PromptQueue = field(init=False)
     cache: NodeCache = field(init=False)
     executor: Executor = field(init=False)
+    executors: list[Executor] = field(init=False)
     closing: bool = False
-    _worker: asyncio.Task[None] | None = None
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.hub = Hub(self.faults)
         self.queue = PromptQueue(on_change=self.queue_updated)
         self.cache = NodeCache(self.cache_mode, self.cache_size)
-        self.executor = Executor(
-            self.catalog, self.dirs, self.hub, self.faults, self.records, self.cache
-        )
+        self.executors = [
+            Executor(self.catalog, self.dirs, self.hub, self.faults, self.records, self.cache)
+            for _ in range(max(1, self.workers))
+        ]
+        self.executor = self.executors[0]
 
     def start(self) -> None:
         """Start sending WebSocket messages and executing the queue."""
         self.hub.start()
-        self._worker = asyncio.get_running_loop().create_task(self._work())
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self._work(e)) for e in self.executors]
 
     async def stop(self) -> None:
         """Stop the worker (a running prompt is lost) and close the sockets."""
         self.closing = True
-        if self._worker is not None:
-            self._worker.cancel()
+        for task in self._tasks:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._worker
+                await task
         await self.hub.stop()
+
+    def interrupt(self, prompt_id: str | None) -> bool:
+        """Interrupt the running prompt ``prompt_id`` (every running one for None)."""
+        hits = [e.request_interrupt(prompt_id) for e in self.executors]
+        return any(hits)
 
     def queue_info(self) -> dict[str, Any]:
         """``{"exec_info": {"queue_remaining": N}}``."""
@@ -77,11 +88,11 @@ class Core:
 
         return {"LoadImage": {"image": image_exists}, "LoadImageMask": {"image": image_exists}}
 
-    async def _work(self) -> None:
+    async def _work(self, executor: Executor) -> None:
         while True:
             task_id, item = await self.queue.get()
             try:
-                result = await self.executor.run(item)
+                result = await executor.run(item)
             except Exception as ex:  # a bug in the fake: record it where tests will see it
                 log.exception("fake ComfyUI failed to execute %s", item.prompt_id)
                 result = _crash_result(item, ex)

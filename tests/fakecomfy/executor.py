@@ -100,10 +100,15 @@ class Executor:
         self.last_node: str | None = None
         self._running: str | None = None
 
-    def request_interrupt(self, prompt_id: str | None = None) -> None:
-        """Interrupt the running prompt (only if it has ``prompt_id``, when given)."""
+    def request_interrupt(self, prompt_id: str | None = None) -> bool:
+        """Interrupt the running prompt (only if it has ``prompt_id``, when given).
+
+        Returns whether a prompt was running to be interrupted.
+        """
         if self._running is not None and prompt_id in (None, self._running):
             self.interrupt.set()
+            return True
+        return False
 
     async def run(self, item: QueueItem) -> dict[str, Any]:
         """Execute a prompt; return its history ``status``, ``outputs`` and ``meta``."""
@@ -160,7 +165,7 @@ class Executor:
         work = [n for n in order if n not in run.cached or n == run.fail_at]
         steps = {n: s for n in work if (s := self._steps(run, n))}
         savers = {n for n in work if run.item.prompt[n]["class_type"] in SAVERS}
-        return timing.plan(work, steps, savers, self.faults.job_seconds)
+        return timing.plan(work, steps, savers, self.faults.seconds_for(run.item.prompt))
 
     @staticmethod
     def _steps(run: _Run, node_id: str) -> int:

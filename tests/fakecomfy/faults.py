@@ -9,6 +9,7 @@ from __future__ import annotations
 import fnmatch
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -118,6 +119,9 @@ class Faults:
         self.job_seconds = job_seconds
         # ComfyUI sends previews only with --preview-method other than none (its default).
         self.previews = False
+        # A duration per prompt (its API-format graph) instead of ``job_seconds``: benchmarks
+        # spread job times the way real ones spread.
+        self.job_time: Callable[[dict[str, Any]], float] | None = None
         self.ws_silent = False
         self.hostile_output_name: str | None = None
         # What SaveVideo writes instead of its MP4-shaped stand-in: a real video a test made
@@ -130,6 +134,10 @@ class Faults:
         # bytes received can stop it.
         self.huge_view_declared = True
         self._aliases: dict[tuple[str, str, str], str] = {}
+
+    def seconds_for(self, prompt: dict[str, Any]) -> float:
+        """How long the prompt's job lasts."""
+        return self.job_time(prompt) if self.job_time is not None else self.job_seconds
 
     # -- HTTP -----------------------------------------------------------------------------
     def fail_next(self, route: str, n: int = 1, status: int = 500, body: Any = None) -> None:

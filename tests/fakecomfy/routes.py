@@ -22,6 +22,7 @@ from .core import Core
 from .executor import now_ms
 from .faults import WRONG_SIZE, Drop, Flood, Hang, Respond, Trickle
 from .files import inside, upload_name, view_path
+from .jobs import get_job, is_job_id, list_jobs
 from .models import MODEL_FOLDERS
 from .records import AcceptedPrompt, UploadRecord
 from .render import png_bytes
@@ -38,6 +39,9 @@ FORCED_DOWNLOAD = {
     "text/css",
 }
 MAX_UPLOAD_SIZE = 100 * 1024 * 1024
+# What the jobs-API look-alike reports: the comfyui_version.py of the snapshot its shapes were
+# read from (docs/comfyui-jobs-api.md).
+JOBS_API_VERSION = "0.38.1"
 FEATURES = {
     "supports_preview_metadata": True,
     "max_upload_size": MAX_UPLOAD_SIZE,
@@ -74,9 +78,10 @@ def _canned(action: Respond) -> web.Response:
 class Routes:
     """The handlers, bound to one :class:`Core`."""
 
-    def __init__(self, core: Core) -> None:
-        """Bind handlers to a server core."""
+    def __init__(self, core: Core, jobs_api: bool = False) -> None:
+        """Bind handlers to a server core; ``jobs_api`` serves the core jobs API too."""
         self.core = core
+        self.jobs_api = jobs_api
 
     def app(self) -> web.Application:
         """An aiohttp application with every route and the fault middleware."""
@@ -89,7 +94,6 @@ class Routes:
             ("GET", "/queue", self.get_queue),
             ("POST", "/queue", self.post_queue),
             ("POST", "/interrupt", self.post_interrupt),
-            ("POST", "/jobs/{prompt_id}/cancel", self.cancel_job),
             ("POST", "/free", self.post_free),
             ("GET", "/history", self.get_history),
             ("GET", "/history/{prompt_id}", self.get_history_item),
@@ -104,6 +108,15 @@ class Routes:
             ("GET", "/embeddings", self.embeddings),
             ("GET", "/features", self.features),
         ]
+        # ComfyUI registers these as /api/jobs..., and serves every route again under /api.
+        # The 0.8.0 look-alike keeps the cancel route: comfy-api-proxy cancels through it.
+        table.append(("POST", "/api/jobs/{prompt_id}/cancel", self.cancel_job))
+        if self.jobs_api:
+            table += [
+                ("GET", "/api/jobs", self.get_jobs),
+                ("GET", "/api/jobs/{prompt_id}", self.get_job),
+                ("POST", "/api/jobs/cancel", self.cancel_jobs),
+            ]
         for method, path, handler in table:
             app.router.add_route(method, path, handler)
             if path != "/":
@@ -194,7 +207,13 @@ class Routes:
             return web.json_response({"error": error, "node_errors": {}}, status=400)
         received = copy.deepcopy(body)
         prompt = body["prompt"]
+        if self.jobs_api and body.get("prompt_id") is not None:
+            refused = self._refused_id(body["prompt_id"])
+            if refused is not None:
+                return refused
         prompt_id = str(body.get("prompt_id", uuid.uuid4()))
+        if self.jobs_api and body.get("prompt_id") is None:
+            prompt_id = str(uuid.uuid4())  # absent or null: the server mints the id
         targets = body.get("partial_execution_targets")
         result = validate_prompt(prompt, self.core.catalog, self.core.custom_checks(), targets)
         extra_data = body.get("extra_data", {})
@@ -212,6 +231,22 @@ class Routes:
         return web.json_response(
             {"prompt_id": prompt_id, "number": number, "node_errors": result.node_errors}
         )
+
+    def _refused_id(self, prompt_id: Any) -> web.Response | None:
+        """Newer ComfyUI's rules for a client's id: a canonical UUID, not already queued."""
+        if not is_job_id(prompt_id):
+            error = {
+                "type": "invalid_prompt_id",
+                "message": "prompt_id must be a valid UUID",
+                "details": "prompt_id must be a UUID string in canonical lowercase hyphenated "
+                "form; omit it to let the server generate one",
+                "extra_info": {},
+            }
+            return web.json_response({"error": error, "node_errors": {}}, status=400)
+        queued = [*self.core.queue.pending(), *self.core.queue.running()]
+        if any(item.prompt_id == prompt_id for item in queued):
+            return web.json_response({"error": "prompt_id already exists"}, status=409)
+        return None
 
     async def get_prompt(self, request: web.Request) -> web.Response:
         """``{"exec_info": {"queue_remaining": N}}``."""
@@ -244,15 +279,48 @@ class Routes:
         except json.JSONDecodeError:
             body = {}
         prompt_id = body.get("prompt_id")
-        self.core.executor.request_interrupt(prompt_id if prompt_id else None)
+        self.core.interrupt(prompt_id if prompt_id else None)
         return _empty_ok()
 
+    # -- the core jobs API (newer ComfyUI; jobs.py) ----------------------------------------
+    async def get_jobs(self, request: web.Request) -> web.Response:
+        """``GET /api/jobs``: every job, filtered, sorted and paged; 400 on a bad query."""
+        status, body = list_jobs(self.core.queue, request.rel_url.query)
+        return web.json_response(body, status=status)
+
+    async def get_job(self, request: web.Request) -> web.Response:
+        """``GET /api/jobs/{id}``: one job, with outputs once finished; 404 if unknown."""
+        job = get_job(self.core.queue, request.match_info["prompt_id"])
+        if job is None:
+            return web.json_response({"error": "Job not found"}, status=404)
+        return web.json_response(job)
+
+    def _cancel(self, prompt_id: str) -> bool:
+        """Dequeue a pending prompt or interrupt the running one; False when it was neither."""
+        if self.core.queue.delete(prompt_id):
+            return True
+        return self.core.interrupt(prompt_id)
+
     async def cancel_job(self, request: web.Request) -> web.Response:
-        """Core jobs API cancel: delete the prompt if pending, interrupt it if it runs."""
-        prompt_id = request.match_info["prompt_id"]
-        self.core.queue.delete(prompt_id)
-        self.core.executor.request_interrupt(prompt_id)
-        return _empty_ok()
+        """``POST /api/jobs/{id}/cancel``: ``{"cancelled": bool}``, 200 also for unknown ids."""
+        return web.json_response({"cancelled": self._cancel(request.match_info["prompt_id"])})
+
+    async def cancel_jobs(self, request: web.Request) -> web.Response:
+        """``POST /api/jobs/cancel`` with ``{"job_ids": [...]}``; malformed ids are a 400."""
+        try:
+            body = await request.json()
+        except json.JSONDecodeError:
+            return web.json_response({"error": "Request body must be valid JSON"}, status=400)
+        ids = body.get("job_ids") if isinstance(body, dict) else None
+        if not isinstance(ids, list):
+            return web.json_response({"error": "job_ids must be a list"}, status=400)
+        bad = [i if isinstance(i, str) else repr(i) for i in ids if not is_job_id(i)]
+        if bad:
+            return web.json_response(
+                {"error": "job_ids contains invalid id(s)", "invalid_ids": bad}, status=400
+            )
+        cancelled = [self._cancel(i) for i in ids]
+        return web.json_response({"cancelled": any(cancelled)})
 
     async def post_free(self, request: web.Request) -> web.Response:
         """``free_memory`` also drops the node-output cache."""
@@ -372,7 +440,7 @@ class Routes:
             "os": sys.platform,
             "ram_total": ram,
             "ram_free": ram // 2,
-            "comfyui_version": "0.8.0",
+            "comfyui_version": JOBS_API_VERSION if self.jobs_api else "0.8.0",
             "required_frontend_version": "1.35.9",
             "installed_templates_version": "0.7.67",
             "required_templates_version": "0.7.67",

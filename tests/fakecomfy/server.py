@@ -1,4 +1,5 @@
-"""FakeComfy: a ComfyUI 0.8.0 look-alike serving real HTTP on 127.0.0.1 from its own thread."""
+"""FakeComfy: a ComfyUI 0.8.0 look-alike (or, with ``jobs_api``, a newer one) serving real HTTP
+on 127.0.0.1 from its own thread."""
 
 from __future__ import annotations
 
@@ -49,6 +50,8 @@ class FakeComfy:
         cache_mode: CacheMode = "classic",
         cache_size: int = 0,
         previews: bool = False,
+        jobs_api: bool = False,
+        workers: int = 1,
     ) -> None:
         """Configure a server (call :meth:`start` to serve).
 
@@ -63,6 +66,11 @@ class FakeComfy:
             cache_mode: ``classic`` (ComfyUI's default), ``lru`` or ``none``.
             cache_size: Entries kept in ``lru`` mode.
             previews: Send a JPEG preview frame per sampler step (``--preview-method``).
+            jobs_api: Also serve newer ComfyUI's core jobs API (``/api/jobs``), report its
+                version, and refuse non-UUID and already-queued prompt ids as it does;
+                without it the server is the recorded 0.8.0.
+            workers: Prompts run side by side (ComfyUI runs one; more stand for the GPUs
+                of a deployment behind one queue, for throughput benchmarks).
         """
         info = load_object_info(object_info) if isinstance(object_info, Path) else dict(object_info)
         self.dirs = Dirs.under(base_dir, output_dir)
@@ -75,6 +83,8 @@ class FakeComfy:
         self.host = host
         self.port = port
         self._cache = (cache_mode, cache_size)
+        self.jobs_api = jobs_api
+        self.workers = workers
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._core: Core | None = None
@@ -236,9 +246,11 @@ class FakeComfy:
 
     async def _up(self) -> None:
         sock = self._bind()  # first: a taken port fails before anything is started
-        core = Core(self.catalog, self.dirs, self.faults, self.records, *self._cache)
+        core = Core(self.catalog, self.dirs, self.faults, self.records, *self._cache,
+                    workers=self.workers)
         core.start()
-        runner = web.AppRunner(Routes(core).app(), shutdown_timeout=0.5, access_log=None)
+        app = Routes(core, self.jobs_api).app()
+        runner = web.AppRunner(app, shutdown_timeout=0.5, access_log=None)
         await runner.setup()
         await web.SockSite(runner, sock).start()
         self._core, self._runner = core, runner

@@ -4,6 +4,10 @@ One module-scoped replay runs the recordings in the order they were made (so pro
 cache hits and output counters line up), then each transcript is compared on its own: status
 codes and bodies, history entries and WebSocket message sequences must be equal once prompt
 ids, timestamps, tracebacks and the order of set-like lists are normalised.
+
+The replay runs twice: against the recorded 0.8.0 look-alike and against the fake serving
+newer ComfyUI's core jobs API too (``jobs_api=True``), whose legacy routes must answer
+exactly as 0.8.0 did.
 """
 
 from __future__ import annotations
@@ -310,13 +314,18 @@ def transcripts_dir(shared_dir: Path) -> Path:
     return shared_dir / "comfyui" / "transcripts"
 
 
-@pytest.fixture(scope="module")
-def replay(shared_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+@pytest.fixture(scope="module", params=[False, True], ids=["comfyui-0.8.0", "jobs-api"])
+def replay(
+    shared_dir: Path, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[dict[str, Any]]:
     recorded = {
         p.stem: json.loads(p.read_text()) for p in transcripts_dir(shared_dir).glob("*.json")
     }
     # The recordings were made on a server without models.
-    server = FakeComfy(object_info_path(shared_dir), tmp_path_factory.mktemp("replay"), models={})
+    server = FakeComfy(
+        object_info_path(shared_dir), tmp_path_factory.mktemp("replay"), models={},
+        jobs_api=request.param,
+    )
     with server, httpx.Client(base_url=server.url, timeout=10) as client:
         yield Replay(server, client, recorded).run()
 

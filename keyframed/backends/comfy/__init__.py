@@ -2,6 +2,8 @@
 
 - :mod:`.errors`: :func:`mapped`, the one place HTTP failures become keyframed errors.
 - :mod:`.client`: :class:`ComfyClient` (preflight, upload, submit, lookup, wait, download, cancel).
+- :mod:`.state` and :mod:`.jobs`: where a prompt stands, read from ``/history`` + ``/queue``
+  or, on servers that have it, from ComfyUI's core jobs API (``/api/jobs``).
 - :mod:`.run`: :func:`run_job`, lookup-before-submit execution of one job.
 - :mod:`.prompt_ids`: :func:`prompt_id_for`, deterministic prompt ids.
 """

@@ -48,6 +48,7 @@ from keyframed.backends.comfy.info import (
     parse_devices,
     parse_name_list,
 )
+from keyframed.backends.comfy.jobs import is_jobs_listing, jobs_ahead, parse_job
 from keyframed.backends.comfy.progress import ProgressCallback, ProgressListener
 from keyframed.backends.comfy.retry import RetryPolicy
 from keyframed.backends.comfy.state import (
@@ -149,6 +150,9 @@ class ComfyClient:
         self._on_upload = on_upload
         self._max_pixels = max_image_pixels
         self._closed = False
+        # Whether the server has the core jobs API: None until asked (each preflight asks
+        # again, so a server upgraded or downgraded behind the same address is followed).
+        self._jobs_api: bool | None = None
         self._listener = (
             ProgressListener(self._ws_url(), headers, server=name) if websocket else None
         )
@@ -201,6 +205,15 @@ class ComfyClient:
                 return response.json()
         raise AssertionError("unreachable: tenacity re-raises the last error")
 
+    def _post_json(self, path: str, *, job: str, what: str) -> Any:
+        """POST without a body to a route that answers JSON, retrying transient failures."""
+        for attempt in self.retry.retrying(server=self.name, job=job, what=what):
+            with attempt, mapped(self.name, job):
+                response = self._http.post(path)
+                response.raise_for_status()
+                return response.json()
+        raise AssertionError("unreachable: tenacity re-raises the last error")
+
     def _post(self, path: str, body: Any, *, job: str, what: str) -> None:
         """POST JSON to a route that answers with an empty body (``/queue``, ``/interrupt``)."""
         for attempt in self.retry.retrying(server=self.name, job=job, what=what):
@@ -228,16 +241,43 @@ class ComfyClient:
             version, devices = parse_devices(stats)
             present = set(parse_name_list(listed, "/models"))
         models = {f: self._model_files(f) for f in folders if f in present}
-        info = ServerInfo(self.name, version, devices, frozenset(object_info), models, object_info)
+        self._jobs_api = self._detect_jobs_api("")
+        info = ServerInfo(self.name, version, devices, frozenset(object_info), models, object_info,
+                          jobs_api=self._jobs_api)
         log.info(
             "comfy_preflight",
             server=self.name,
             version=version,
+            jobs_api=self._jobs_api,
             nodes=len(info.node_classes),
             models={f: len(n) for f, n in models.items()},
             vram_free=info.vram_free,
         )
         return info
+
+    def uses_jobs_api(self, job: str = "") -> bool:
+        """Whether prompts are looked up and cancelled through the core jobs API.
+
+        Asked of the server once (at the first preflight or lookup), not per request.
+        """
+        if self._jobs_api is None:
+            self._jobs_api = self._detect_jobs_api(job)
+        return self._jobs_api
+
+    def _detect_jobs_api(self, job: str) -> bool:
+        """Ask ``GET /api/jobs`` once: a listing means the jobs API, a 404 (or 405, or any
+        answer that is not a listing) means an older server, read through ``/history``."""
+        params: dict[str, str | int] = {"status": "pending", "limit": 1}
+        for attempt in self.retry.retrying(server=self.name, job=job, what="jobs_api"):
+            with attempt, mapped(self.name, job):
+                response = self._http.get("/api/jobs", params=params)
+                if response.status_code in (404, 405):
+                    return False
+                response.raise_for_status()
+                if "json" not in response.headers.get("content-type", ""):
+                    return False
+                return is_jobs_listing(response.json())
+        raise AssertionError("unreachable: tenacity re-raises the last error")
 
     def _model_files(self, folder: str) -> frozenset[str]:
         body = self._get_json(f"/models/{folder}", job="", what="models")
@@ -356,6 +396,12 @@ class ComfyClient:
     def _post_prompt(self, body: Mapping[str, Any], prompt_id: str, job: str) -> None:
         with mapped(self.name, job):
             response = self._http.post("/prompt", json=body)
+            if response.status_code == 409:
+                # Newer ComfyUI refuses an id it already has queued or running: an earlier
+                # attempt got through (its answer was lost), which is what was wanted.
+                log.info("comfy_submit_got_through", job=job, server=self.name,
+                         prompt_id=prompt_id, answer=409)
+                return
             response.raise_for_status()
             answer = response.json()
             if not isinstance(answer, Mapping):
@@ -387,9 +433,38 @@ class ComfyClient:
     def lookup(self, prompt_id: str, *, job: str = "") -> PromptState:
         """Where ``prompt_id`` stands: Done, Failed, Running, Queued or Lost.
 
-        ``/history`` is read first and again after ``/queue``: a prompt that finished between
-        the two reads is then found in history instead of being taken for lost.
+        With the core jobs API one ``GET /api/jobs/{id}`` says it (and, while queued, the
+        listing of waiting jobs how many are ahead). Otherwise ``/history`` is read first
+        and again after ``/queue``: a prompt that finished between the two reads is then
+        found in history instead of being taken for lost.
         """
+        if self.uses_jobs_api(job):
+            state = self._job(prompt_id, job)
+            if state is not None:
+                return state
+        return self._legacy_lookup(prompt_id, job)
+
+    def _job(self, prompt_id: str, job: str) -> PromptState | None:
+        """The jobs API's answer; None when the route is gone (the server was downgraded)."""
+        for attempt in self.retry.retrying(server=self.name, job=job, what="job"):
+            with attempt, mapped(self.name, job):
+                response = self._http.get(f"/api/jobs/{_segment(prompt_id)}")
+                if response.status_code == 404:
+                    if _json_error(response):  # {"error": "Job not found"}
+                        return Lost()
+                    log.info("comfy_jobs_api_gone", server=self.name)
+                    self._jobs_api = False
+                    return None
+                response.raise_for_status()
+                state = parse_job(response.json(), prompt_id)
+        if isinstance(state, Queued):
+            listing = self._get_json("/api/jobs", job=job, what="jobs",
+                                     params={"status": "in_progress,pending"})
+            with mapped(self.name, job):
+                return Queued(ahead=jobs_ahead(listing, prompt_id))
+        return state
+
+    def _legacy_lookup(self, prompt_id: str, job: str) -> PromptState:
         state = self._history(prompt_id, job)
         if state is not None:
             return state
@@ -536,9 +611,17 @@ class ComfyClient:
     def cancel(self, prompt_id: str, *, job: str = "") -> None:
         """Remove ``prompt_id`` from the queue, or interrupt it if it is running.
 
+        With the core jobs API that is one atomic ``POST /api/jobs/{id}/cancel``. Otherwise
         ``/interrupt`` is sent only when the prompt is the one running: servers before
         ComfyUI 0.8 ignore the ``prompt_id`` and would stop whatever runs.
         """
+        if self.uses_jobs_api(job):
+            body = self._post_json(f"/api/jobs/{_segment(prompt_id)}/cancel", job=job,
+                                   what="cancel")
+            cancelled = isinstance(body, Mapping) and body.get("cancelled") is True
+            log.info("comfy_cancelled", job=job, server=self.name, prompt_id=prompt_id,
+                     cancelled=cancelled)
+            return
         self._post("/queue", {"delete": [prompt_id]}, job=job, what="queue_delete")
         body = self._get_json("/queue", job=job, what="queue")
         with mapped(self.name, job):
@@ -562,6 +645,15 @@ def _pause(wake: threading.Event, seconds: float, sleep: Callable[[float], None]
         return
     wake.wait(seconds)
     wake.clear()
+
+
+def _json_error(response: httpx.Response) -> bool:
+    """True for a JSON ``{"error": ...}`` body (the jobs API's own 404, not a missing route)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return False
+    return isinstance(body, Mapping) and "error" in body
 
 
 def _segment(value: str) -> str:

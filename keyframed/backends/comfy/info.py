@@ -43,6 +43,8 @@ class ServerInfo:
         node_classes: every class name in ``/object_info``.
         models: file names per model folder, as ComfyUI lists them (relative paths).
         object_info: the full ``/object_info`` answer, for schema checks of templates.
+        jobs_api: the server has ComfyUI's core jobs API (``/api/jobs``); prompts are then
+            looked up and cancelled through it rather than ``/history`` and ``/queue``.
     """
 
     name: str
@@ -51,6 +53,7 @@ class ServerInfo:
     node_classes: frozenset[str]
     models: Mapping[str, frozenset[str]]
     object_info: Mapping[str, Any] = field(repr=False)
+    jobs_api: bool = False
 
     @property
     def vram_free(self) -> int:

@@ -2,7 +2,8 @@
 
 ``/history`` is the authority on completion: ComfyUI writes the entry in the same step that
 takes the prompt off the running list, while WebSocket events (``execution_success`` is sent
-before the entry exists) are only hints.
+before the entry exists) are only hints. Servers with the core jobs API are read through
+:mod:`keyframed.backends.comfy.jobs` instead, into the same states.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ __all__ = [
     "PromptState",
     "Queued",
     "Running",
+    "failure",
     "parse_history",
     "queue_position",
 ]
@@ -108,10 +110,11 @@ def parse_history(body: Any, prompt_id: str) -> Done | Failed | None:
         return Done(outputs=outputs, entry=entry)
     if not isinstance(status, Mapping):
         raise ProtocolMismatch("a history entry's status is not an object")
-    return _failure(status)
+    return failure(status)
 
 
-def _failure(status: Mapping[str, Any]) -> Failed:
+def failure(status: Mapping[str, Any]) -> Failed:
+    """The failure a finished prompt's ``status`` reports (its last error or interruption)."""
     messages = status.get("messages")
     for message in reversed(messages if isinstance(messages, list) else []):
         if not (isinstance(message, Sequence) and len(message) == 2):
