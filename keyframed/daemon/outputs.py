@@ -192,7 +192,13 @@ def commit_output(
     record = record_for(item, digest)
     try:
         keep_blob(root, data, digest)
-    except (OSError, UnsafePathError) as exc:
+    except OSError as exc:
+        if exc.errno in NO_SPACE:  # a wait like any full disk, not a failure of the job
+            raise SpaceError(f"{root}: the disk is full ({exc.strerror}) keeping {item.path} "
+                             f"in {CACHE_DIR}; free some space there: keyframed writes it "
+                             "once it can") from exc
+        raise OutputError(f"cannot keep {item.path} in {CACHE_DIR}: {exc}") from exc
+    except UnsafePathError as exc:
         raise OutputError(f"cannot keep {item.path} in {CACHE_DIR}: {exc}") from exc
     store.intend_write(record, backend)
     try:
