@@ -42,6 +42,7 @@ from keyframed.daemon.outputs import (
     output_obstacle,
     prune_cache,
     read_blob,
+    restore_take_views,
     sweep_temp,
 )
 from keyframed.daemon.quiet import Signature, Watched, signature, watched
@@ -272,7 +273,8 @@ class Reconciler:
                                  f"{self.root}: the disk is full ({exc.strerror}); free some "
                                  "space there: keyframed goes on by itself")
         if self.stalled is not None:
-            log.info("disk_space_back", project=str(self.root))
+            log.info("disk_space_back", project=str(self.root),
+                     takes_restored=restore_take_views(self.root, self.store))
             self.stalled = None
             self.status.fault = None
             if self.snapshot is not None:
@@ -296,6 +298,10 @@ class Reconciler:
         if not self._root_ok():
             result.ok = False
             return result
+        if self.stalled is not None:
+            # A full disk can strike between an output's rename and its record: confirm such
+            # writes now, or the next plan would take keyframed's own file for the user's.
+            heal_pending(self.root, self.store)
         # Finished work is written first, so the snapshot below already sees it.
         self._collect(result)
         if self._unchanged():

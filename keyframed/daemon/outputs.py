@@ -80,6 +80,28 @@ def write_take(root: Path, store: Store, item: PlanItem, data: bytes) -> None:
         return  # a view for people; the build itself is recorded and kept in the cache
 
 
+def restore_take_views(root: Path, store: Store) -> int:
+    """Write again the ``takes/`` copies a full disk kept :func:`write_take` from making (their
+    bytes are in the output cache); return how many were written. Called once there is room
+    again; a copy whose bytes are no longer kept stays missing."""
+    written = 0
+    for entry in store.cache_entries().values():
+        if entry.backend is None:
+            continue  # a copy step (backend None) has no takes of its own
+        rel = entry.path if is_take_path(entry.path) else take_path(entry.path, entry.take)
+        if (root / rel).exists() or output_obstacle(root, rel) is not None:
+            continue
+        data = read_blob(root, entry)
+        if data is None:
+            continue
+        try:
+            write_inside(root, rel, data)
+        except (OSError, UnsafePathError):
+            continue  # still no room, or something in the way: the next time there is room
+        written += 1
+    return written
+
+
 def prune_cache(root: Path, store: Store, max_bytes: int) -> list[CacheEntry]:
     """Evict the least recently used kept builds until the cache fits ``max_bytes``.
 
