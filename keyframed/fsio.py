@@ -193,6 +193,37 @@ def write_inside(root: Path, rel: str, data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def overwrite_inside(root: Path, rel: str, data: bytes) -> bool:
+    """Rewrite the regular file at ``rel`` in place, where a new file cannot be made.
+
+    The last resort of a full disk (no block or no inode for a temporary file): only when the
+    file exists and ``data`` fits in the bytes it already holds, so no new block is needed.
+    Not atomic, so only for files a reader can do without for a moment (the root status).
+    False when the file is absent or too small; never through a symlink.
+
+    Raises:
+        OSError: the write itself failed.
+    """
+    folder, name = posixpath.split(rel)
+    fd = open_project_folder(root, folder, create=False)
+    try:
+        out = os.open(name, os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0), dir_fd=fd)
+    except FileNotFoundError:
+        return False
+    finally:
+        os.close(fd)
+    try:
+        st = os.fstat(out)
+        if not stat.S_ISREG(st.st_mode) or st.st_size < len(data):
+            return False
+        os.pwrite(out, data, 0)
+        os.ftruncate(out, len(data))
+        _fsync(out)
+    finally:
+        os.close(out)
+    return True
+
+
 def remove_inside(root: Path, rel: str) -> bool:
     """Remove the regular file at the project-relative path ``rel``; False if it is absent.
 

@@ -9,6 +9,7 @@ cannot be written is skipped with a warning, the daemon goes on. The JSON Schema
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import time
@@ -24,7 +25,7 @@ from keyframed.daemon.held import held_entry
 from keyframed.daemon.snapshot import Snapshot
 from keyframed.daemon.store import CACHE_BACKEND, Job
 from keyframed.errors import Diagnostic
-from keyframed.fsio import remove_inside, write_inside
+from keyframed.fsio import overwrite_inside, remove_inside, write_inside
 from keyframed.handlers.approvals import ASSETS_MARKER, keyframes_marker
 from keyframed.handlers.verdict import PlanItem
 
@@ -197,12 +198,37 @@ class StatusWriter:
             if self._failed.get(rel) != str(exc):
                 log.warning("status_not_written", file=rel, error=str(exc))
             self._failed[rel] = str(exc)
+            if rel == ROOT_STATUS and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                self._overwrite_root(doc)
             return False
         self._failed.pop(rel, None)
         self._last[rel] = key
         if volatile:
             self._root_written = time.time()
         return True
+
+    def _overwrite_root(self, doc: dict[str, Any]) -> None:
+        """On a full disk, at least the daemon's state and the fault reach the root file.
+
+        Written in place over the bytes the last good file holds: the whole document where it
+        fits, else that last file with only ``daemon``, ``ok`` and the fault changed, so no
+        dead daemon is shown as running (issue 14).
+        """
+        old = _read(self.root / ROOT_STATUS)
+        attempts = [doc]
+        if old is not None:
+            fault = [self.fault.as_dict()] if self.fault else []
+            attempts.append(old | {"daemon": doc["daemon"], "ok": False,
+                                   "errors": fault or old.get("errors", [])})
+            attempts.append(old | {"daemon": doc["daemon"], "ok": False})
+        for attempt in attempts:
+            data = (json.dumps(attempt, indent=2) + "\n").encode()
+            try:
+                if overwrite_inside(self.root, ROOT_STATUS, data):
+                    log.info("status_overwritten_in_place", file=ROOT_STATUS)
+                    return
+            except OSError:
+                return
 
     def write(self, snap: Snapshot, last_good: Snapshot | None = None) -> None:
         """Write every status file for a snapshot.

@@ -76,6 +76,10 @@ def test_run_on_a_full_disk_stops_clearly_and_resumes(small_disk: Path) -> None:
     assert "the disk is full" in text and "free some space" in text, text
     assert "Traceback" not in text
     assert_outputs_whole(root)
+    # The status file, where there was room to write it, does not say a dead daemon runs.
+    if (root / "status.json").is_file():
+        daemon = json.loads((root / "status.json").read_text())["daemon"]
+        assert daemon["state"] != "running", daemon
     grow(small_disk)
     again = cli("run", str(root))
     assert again.returncode == 0, again.stdout + again.stderr
@@ -120,3 +124,19 @@ def test_watch_stays_alive_on_a_full_disk_and_goes_on_when_there_is_room(
         daemon.wait(30)
     assert "Traceback" not in log.read_text()
     assert_outputs_whole(root)
+
+
+def test_overwrite_in_place_only_where_the_bytes_fit(tmp_path: Path) -> None:
+    from keyframed.fsio import overwrite_inside
+
+    (tmp_path / "status.json").write_bytes(b'{"daemon": {"state": "running"}}\n')
+    assert overwrite_inside(tmp_path, "status.json", b'{"daemon": {"state": "idle"}}\n')
+    assert json.loads((tmp_path / "status.json").read_text()) == {"daemon": {"state": "idle"}}
+    # Longer than what is there: would need a new block on a full disk, so refused.
+    assert not overwrite_inside(tmp_path, "status.json", b"x" * 100)
+    assert not overwrite_inside(tmp_path, "absent.json", b"{}")
+    (tmp_path / "real.json").write_bytes(b"{}" * 20)
+    (tmp_path / "link.json").symlink_to(tmp_path / "real.json")
+    with pytest.raises(OSError):
+        overwrite_inside(tmp_path, "link.json", b"{}")
+    assert (tmp_path / "real.json").read_bytes() == b"{}" * 20
