@@ -19,8 +19,6 @@ from keyframed.render.sheets import scene_tiles, storyboard_rows
 from keyframed.settings import StoryboardSettings
 from tests.planning import build_all, copy_sample, snapshot
 
-LAYERS = {"background", "character-start", "character-end"}
-
 
 def fresh(_item: object) -> str:
     return "fresh"
