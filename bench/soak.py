@@ -412,7 +412,7 @@ def copy_inputs(source: Path, dest: Path, artifacts: set[str]) -> None:
         name = rel.as_posix()
         daemon_owned = (name in artifacts or rel.parts[0] == ".keyframed"
                         or SCENE_DIR.fullmatch(rel.parts[0]) is not None
-                        or name in ("status.json", "storyboard.png"))
+                        or name in ("status.json", "storyboard.png", "asset-sheet.png"))
         if daemon_owned or not path.is_file() or path.name.endswith(".soak-tmp"):
             continue
         (dest / rel).parent.mkdir(parents=True, exist_ok=True)

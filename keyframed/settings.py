@@ -11,7 +11,14 @@ import string
 from typing import Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    field_validator,
+    model_validator,
+)
 
 
 class _Frozen(BaseModel):
@@ -247,6 +254,13 @@ class TakesSettings(_Frozen):
     video: int = Field(default=1, ge=1, le=16)
 
 
+class StoryboardSettings(_Frozen):
+    """[storyboard]: what storyboard.png shows besides each scene's keyframes and video."""
+
+    # Strict: TOML has booleans, and ``layers = "no"`` read as true would surprise.
+    layers: StrictBool = False
+
+
 class Settings(_Frozen):
     """Everything configurable, validated once at load."""
 
@@ -261,6 +275,7 @@ class Settings(_Frozen):
     run: RunSettings = RunSettings()
     cache: CacheSettings = CacheSettings()
     takes: TakesSettings = TakesSettings()
+    storyboard: StoryboardSettings = StoryboardSettings()
     backends: tuple[BackendSettings, ...] = (BackendSettings(name="local"),)
     # Servers (scheme://host:port) that the user's own configuration names: only these are
     # sent a token from the environment. Filled by the loader, never read from a file.

@@ -23,7 +23,8 @@ SAMPLE = REPO / "examples" / "samurai"
 # What `keyframed run examples/samurai` (README command 1) writes into the example (the same
 # list is in .gitignore). A copy of the sample is its inputs only, whether or not the example
 # was run in this clone: generated asset images copied along would be taken for the user's.
-GENERATED = frozenset({".keyframed", "status.json", "storyboard.png", "assets.approved",
+GENERATED = frozenset({".keyframed", "status.json", "storyboard.png", "asset-sheet.png",
+                       "assets.approved",
                        "assets/backgrounds", "assets/styles", "assets/objects"})
 
 

@@ -24,7 +24,7 @@ KF_TEMP_PREFIX = ".kf-tmp-"
 
 # Files the daemon derives from its own state; a change to them never changes a plan.
 STATUS_NAME = "status.json"
-SHEET_NAMES = frozenset({"contact-sheet.png", "storyboard.png"})
+SHEET_NAMES = frozenset({"contact-sheet.png", "storyboard.png", "asset-sheet.png"})
 _SCENE_DIR = re.compile(r"scene-\d{2,}")
 
 # Editor side files, matched on the base name.

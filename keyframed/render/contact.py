@@ -1,4 +1,5 @@
-"""Contact sheets: a scene's layers and keyframes side by side, and a storyboard of scenes.
+"""Contact sheets: a scene's layers and keyframes side by side, a storyboard of scenes, and
+the asset sheet.
 
 So a director can look rather than read: every thumbnail has a border in the colour of its
 state, a ``STALE`` / ``FAILED`` badge where something needs doing, an ``APPROVED`` badge once
@@ -57,6 +58,8 @@ STATE_COLOURS: dict[str, RGB] = {
     "failed": (201, 42, 42),
     "input_error": (201, 42, 42),
     "user_override": (156, 54, 181),
+    "given": (21, 170, 191),  # an asset image the user supplied (asset-sheet.png)
+    "unused": (206, 212, 218),  # an asset with no image that nothing will generate
 }
 UNKNOWN_STATE: RGB = (173, 181, 189)
 BADGES: dict[str, str] = {"stale": "STALE", "failed": "FAILED", "user_override": "USER FILE",
@@ -182,6 +185,42 @@ def storyboard_layout(rows: Sequence[tuple[str, Sequence[Tile]]]) -> SheetLayout
         texts.append(TextBox(MARGIN, y, f"… and {len(rows) - MAX_ROWS} more scenes", 16))
         y += HEADING_H
     return SheetLayout(width, y + MARGIN, tuple(texts), tuple(boxes))
+
+
+def asset_sheet_layout(rows: Sequence[tuple[str, Sequence[Tile]]], note: str) -> SheetLayout:
+    """Lay out the asset sheet: a title and ``note``, then per heading (an asset type) its
+    tiles, wrapped after :data:`MAX_COLUMNS` so that no asset is left off (up to
+    :data:`MAX_ROWS` lines of tiles in all)."""
+    texts = [TextBox(MARGIN, MARGIN // 2, "Assets", 22), TextBox(MARGIN, TITLE_H, note, 14)]
+    boxes: list[TileBox] = []
+    width = MARGIN * 2 + THUMB_W + 2 * BORDER
+    y, lines, left = TITLE_H + HEADING_H, 0, 0
+    for heading, tiles in rows:
+        if lines >= MAX_ROWS:
+            left += len(tiles)
+            continue
+        texts.append(TextBox(MARGIN, y, heading, 16))
+        y += HEADING_H
+        for start in range(0, max(1, len(tiles)), MAX_COLUMNS):
+            if lines >= MAX_ROWS:
+                left += len(tiles) - start
+                break
+            row, row_width = _tile_row(tiles[start:start + MAX_COLUMNS], y)
+            boxes.extend(row)
+            width = max(width, row_width)
+            y, lines = y + _row_height(), lines + 1
+    if left:
+        texts.append(TextBox(MARGIN, y, f"… and {left} more tiles not shown", 16))
+        y += HEADING_H
+    return SheetLayout(width, y + MARGIN, tuple(texts), tuple(boxes))
+
+
+def asset_sheet(
+    rows: Sequence[tuple[str, Sequence[Tile]]], note: str, *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> bytes:
+    """Draw the asset sheet, one headed group of tiles per asset type, and return PNG bytes."""
+    return draw(asset_sheet_layout(rows, note), max_pixels=max_pixels)
 
 
 def scene_sheet(

@@ -1,11 +1,16 @@
-"""Keep ``scene-XX/contact-sheet.png`` and ``storyboard.png`` in step with the project.
+"""Keep ``scene-XX/contact-sheet.png``, ``storyboard.png`` and ``asset-sheet.png`` in step with
+the project.
+
+A scene's contact sheet shows all its tiles (layers → keyframes → video); the storyboard shows
+each scene's keyframes and video, and its layers only where ``[storyboard] layers = true``
+(:func:`storyboard_rows`); the asset sheet every asset of assets.json (:mod:`.asset_sheet`).
 
 A sheet is redrawn only when something on it changed (a tile's file, state or approval), so a
 quiet daemon draws nothing. Drawing happens in the reconcile loop, and redrawing the sheets
 after every finished job kept the loop, and so the servers, waiting (bench/throughput.py): so
-while jobs are queued or running, the changed scene sheets are redrawn together at most once
-per :data:`BUSY_MIN_S`, the storyboard (every scene: far slower) at most once per
-:data:`BOARD_MIN_S`, and neither sooner than :data:`BUSY_COST_FACTOR` times what its last
+while jobs are queued or running, the changed scene sheets (and the asset sheet) are redrawn
+together at most once per :data:`BUSY_MIN_S`, the storyboard (every scene: far slower) at most
+once per :data:`BOARD_MIN_S`, and neither sooner than :data:`BUSY_COST_FACTOR` times what its last
 drawing took. The settled state (nothing queued or running) is always drawn at once. Drawing is
 :mod:`keyframed.render.contact`'s job; this module only decides the tiles and when.
 
@@ -35,6 +40,7 @@ from keyframed.errors import OutputError
 from keyframed.fsio import write_inside
 from keyframed.handlers.verdict import PlanItem
 from keyframed.render import contact
+from keyframed.render.asset_sheet import ASSET_SHEET, approval_line, asset_rows
 from keyframed.render.video_frames import is_video
 
 log = structlog.get_logger(__name__)
@@ -122,14 +128,27 @@ def _approved(snap: Snapshot, item: PlanItem) -> bool:
     return current is not None and current == snap.hashes.get(item.path)
 
 
+# Build order on a scene's contact sheet; on the storyboard the keyframes and the video come
+# first (the layers, where [storyboard] layers asks for them, after).
+SHEET_ORDER = {"layer": 0, "keyframe": 1, "video": 2}
+BOARD_ORDER = {"keyframe": 0, "video": 1, "layer": 2}
+
+
+def board_order(layers: bool) -> dict[str, int]:
+    """The kinds on the storyboard, in order: keyframes and video, then layers if asked."""
+    return BOARD_ORDER if layers else {k: n for k, n in BOARD_ORDER.items() if k != "layer"}
+
+
 def scene_tiles(snap: Snapshot, scene: int, state_of: StateOf,
-                items: list[PlanItem] | None = None) -> list[contact.Tile]:
-    """Layers → keyframes → video of one scene, in build order (``items``: the scene's, when
-    the caller has them grouped already)."""
-    order = {"layer": 0, "keyframe": 1, "video": 2}
+                items: list[PlanItem] | None = None,
+                order: dict[str, int] = SHEET_ORDER) -> list[contact.Tile]:
+    """The tiles of one scene: the artifacts of the kinds in ``order``, in that order (by
+    default every tile, layers → keyframes → video, as its contact sheet shows them;
+    ``items``: the scene's, when the caller has them grouped already)."""
     if items is None:
         items = [i for i in snap.items if i.artifact.scene == scene]
-    items = sorted(items, key=lambda i: order.get(i.artifact.kind, 3))
+    items = sorted((i for i in items if i.artifact.kind in order),
+                   key=lambda i: order[i.artifact.kind])
     return [
         # A path with no hash is missing, or leads outside the project: nothing to draw.
         contact.Tile(path=snap.root / i.path if snap.hashes.get(i.path) else None,
@@ -139,12 +158,13 @@ def scene_tiles(snap: Snapshot, scene: int, state_of: StateOf,
     ]
 
 
-def held_rows(snap: Snapshot) -> list[tuple[int, str, str, list[contact.Tile]]]:
-    """(number, folder, label, tiles) of each scene input errors hold back: its outputs as
-    they are on disk, each marked INPUT ERROR (the outputs themselves are not touched)."""
+def held_rows(snap: Snapshot, order: dict[str, int] = SHEET_ORDER,
+              ) -> list[tuple[int, str, str, list[contact.Tile]]]:
+    """(number, folder, label, tiles) of each scene input errors hold back: its outputs of
+    the kinds in ``order`` as they are on disk, each marked INPUT ERROR (the outputs themselves
+    are not touched)."""
     held: dict[int, list[contact.Tile]] = {n: [] for n in snap.blocked}
-    order = {"layer": 0, "keyframe": 1, "video": 2}
-    for h in sorted(snap.held, key=lambda h: order.get(h.kind, 3)):
+    for h in sorted((h for h in snap.held if h.kind in order), key=lambda h: order[h.kind]):
         if h.scene is None:
             continue
         path = snap.root / h.path
@@ -153,6 +173,28 @@ def held_rows(snap: Snapshot) -> list[tuple[int, str, str, list[contact.Tile]]]:
             path=path if path.is_file() else None, caption=name, state="input_error"))
     return [(n, f"scene-{n:02d}", f"Scene {n}: input error, not built", tiles)
             for n, tiles in held.items()]
+
+
+def storyboard_rows(snap: Snapshot, state_of: StateOf,
+                    grouped: dict[int, list[PlanItem]] | None = None,
+                    ) -> list[tuple[str, list[contact.Tile]]]:
+    """(label, tiles) of every scene on the storyboard, held ones included, in scene order:
+    keyframes and video, and layers only where ``[storyboard] layers`` asks (``grouped``: the
+    plan's items by scene, when the caller has them already)."""
+    if snap.project is None:
+        return []
+    if grouped is None:
+        grouped = {}
+        for item in snap.items:
+            if item.artifact.scene is not None:
+                grouped.setdefault(item.artifact.scene, []).append(item)
+    order = board_order(snap.settings.storyboard.layers)
+    rows = [(s.number, f"Scene {s.number}: {s.title}",
+             scene_tiles(snap, s.number, state_of, grouped.get(s.number, []), order))
+            for s in snap.project.scenes]
+    rows += [(n, label, tiles) for n, _, label, tiles in held_rows(snap, order)]
+    rows.sort(key=lambda r: r[0])
+    return [(label, tiles) for _, label, tiles in rows]
 
 
 def _digest(key: str) -> str:
@@ -199,26 +241,41 @@ class SheetWriter:
                   for s in snap.project.scenes]
         scenes += held_rows(snap)
         scenes.sort(key=lambda s: s[0])
-        rows = [(label, tiles) for _, _, label, tiles in scenes]
-        self.notes = self._video_notes(rows)
+        self.notes = self._video_notes([(label, tiles) for _, _, label, tiles in scenes])
         # A sheet not drawn now keeps its old key, so it still counts as changed later.
         if not busy or started >= self._next_scenes:
             for _, folder, label, tiles in scenes:
-                rel = f"{folder}/{SCENE_SHEET}"
-                key = self._key(snap, tiles, label)
-                if self._changed(rel, key):
-                    self._draw(rel, partial(contact.scene_sheet, label, tiles,
-                                            max_pixels=self.max_pixels), written, key)
+                self._sheet(snap, f"{folder}/{SCENE_SHEET}", label, tiles, written)
+            # The asset sheet is about a scene sheet's size: drawn on the same cadence.
+            self._assets(snap, state_of, written)
             if written:
                 self._next_scenes = self._after(started, BUSY_MIN_S)
         started = self._clock()
         if not busy or started >= self._next_board:
+            rows = storyboard_rows(snap, state_of, grouped)
             key = json.dumps([self._key(snap, t, lb) for lb, t in rows])
             if self._changed(STORYBOARD, key):
                 self._draw(STORYBOARD, partial(contact.storyboard, rows,
                                                max_pixels=self.max_pixels), written, key)
                 self._next_board = self._after(started, BOARD_MIN_S)
         return written
+
+    def _sheet(self, snap: Snapshot, rel: str, label: str, tiles: list[contact.Tile],
+               written: list[str]) -> None:
+        """Draw one scene's contact sheet if what it shows changed."""
+        key = self._key(snap, tiles, label)
+        if self._changed(rel, key):
+            self._draw(rel, partial(contact.scene_sheet, label, tiles,
+                                    max_pixels=self.max_pixels), written, key)
+
+    def _assets(self, snap: Snapshot, state_of: StateOf, written: list[str]) -> None:
+        """Draw ``asset-sheet.png`` if an asset's image, state or approval changed."""
+        rows = asset_rows(snap, state_of)
+        note = approval_line(snap, rows) if rows else "assets.json has no assets"
+        key = json.dumps([note, *(self._key(snap, tiles, heading) for heading, tiles in rows)])
+        if self._changed(ASSET_SHEET, key):
+            self._draw(ASSET_SHEET, partial(contact.asset_sheet, rows, note,
+                                            max_pixels=self.max_pixels), written, key)
 
     def _video_notes(self, rows: list[tuple[str, list[contact.Tile]]]) -> dict[str, str]:
         """``cannot read video: why`` for each video on the sheets that does not decode

@@ -42,7 +42,7 @@ TARGET = "assets/styles/ghibli.png"
 # A character layer: uploads the samurai and the pose, after the style asset above.
 LAYER = "scene-01/layers/character-start.png"
 # Files the daemon may write besides outputs: status files, sheets and its private folder.
-OWN = ("status.json", "storyboard.png")
+OWN = ("status.json", "storyboard.png", "asset-sheet.png")
 OWN_SUFFIXES = ("/status.json", "/contact-sheet.png")
 
 

@@ -18,6 +18,7 @@ IGNORED = [
     "scene-01/status.json",
     "scene-112/status.json",
     "storyboard.png",
+    "asset-sheet.png",
     "scene-07/contact-sheet.png",
     ".scene-breakdown.md.swp",
     ".assets.json.swo",
@@ -48,6 +49,7 @@ KEPT = [
     "assets/characters/samurai.png",
     "assets/status.json",  # a user's file that merely shares the name
     "assets/storyboard.png",
+    "assets/asset-sheet.png",
     "scene-01/keyframes.approved",
     "assets.approved",
     "scene-01/keyframe-start.retry",

@@ -46,6 +46,9 @@ def test_project_file_then_environment_then_overrides(tmp_path: Path) -> None:
     ("[[backends]]\nname = 'a'\n[[backends]]\nname = 'a'", "unique"),
     ("[[backends]]\nname = 'a'\n[[backends]]\nname = 'b'\nkind = 'preview'", "cannot be mixed"),
     ("approval = ", "keyframed.toml"),
+    ("[storyboard]\nlayer = true", "storyboard.layer"),
+    ("[storyboard]\nlayers = 'yes'", "storyboard.layers"),
+    ("[storyboard]\nlayers = 1", "storyboard.layers"),
 ])
 def test_bad_config_names_the_key(tmp_path: Path, text: str, where: str) -> None:
     (tmp_path / "keyframed.toml").write_text(text)

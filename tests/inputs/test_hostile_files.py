@@ -186,7 +186,7 @@ class World:
                 continue
             if rel.endswith(".png") and state != "dir" and not state.startswith("link:") \
                     and sheet_is_ours(self.root / rel) and rel.rsplit("/", 1)[-1] in (
-                        "contact-sheet.png", "storyboard.png"):
+                        "contact-sheet.png", "storyboard.png", "asset-sheet.png"):
                 continue
             out[rel] = state
         return out
@@ -618,6 +618,8 @@ CASES = [
          unlink_folder("scene-01/layers")),
     Case("users-own-storyboard-png", user_sheet("storyboard.png"),
          expect_sheet_kept("storyboard.png"), input_error=False),
+    Case("users-own-asset-sheet-png", user_sheet("asset-sheet.png"),
+         expect_sheet_kept("asset-sheet.png"), input_error=False),
     Case("users-own-contact-sheet", user_sheet("scene-02/contact-sheet.png"),
          expect_sheet_kept("scene-02/contact-sheet.png"), input_error=False),
     Case("scene-status-symlinked-out", scene_status_link, expect_status_link_kept,
