@@ -24,6 +24,7 @@ SAMPLE = REPO / "examples" / "samurai"
 # list is in .gitignore). A copy of the sample is its inputs only, whether or not the example
 # was run in this clone: generated asset images copied along would be taken for the user's.
 GENERATED = frozenset({".keyframed", "status.json", "storyboard.png", "assets.approved",
+                       "film-preview.mp4", "film.mp4",
                        "assets/backgrounds", "assets/styles", "assets/objects"})
 
 
