@@ -157,4 +157,5 @@ def to_frame(image: Image.Image) -> VideoFrame:
     """An RGB picture as a yuv420p frame, converted once however often it is shown."""
     from av.video.frame import VideoFrame
 
-    return VideoFrame.from_image(image).reformat(format="yuv420p")
+    frame: VideoFrame = VideoFrame.from_image(image)  # type: ignore[no-untyped-call]
+    return frame.reformat(format="yuv420p")

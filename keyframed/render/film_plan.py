@@ -147,8 +147,12 @@ def _segment(scene: Scene, items: list[PlanItem], hashes: Mapping[str, str | Non
     digest = hashes.get(path)
     if state in MADE and digest and path not in unreadable:
         return Segment(scene.number, frames, path, digest, True, None)
-    why = "video cannot be read" if state in MADE and digest else \
-        _WHY.get(state, "video not made yet")
+    if state in MADE and digest:
+        why = "video cannot be read"
+    elif state != "failed" and any(state_of(i) == "awaiting_approval" for i in items):
+        why = _WHY["awaiting_approval"]  # the video, or a keyframe it is made from, waits
+    else:
+        why = _WHY.get(state, "video not made yet")
     still = newest_still(scene, items, hashes)
     return Segment(scene.number, frames, still, hashes.get(still) if still else None, False,
                    f"Scene {scene.number}: {why}")

@@ -73,6 +73,8 @@ def test_a_scene_without_its_video_holds_its_start_keyframe_labelled(snap: Snaps
     assert third.frames == 5 * FILM_FPS and waiting.seconds == 15.0
     assert waiting.placeholders == [3]
     assert film(snap, {VIDEO.format(1): "failed"}).segments[0].label == "Scene 1: video failed"
+    upstream = {"scene-03/keyframe-end.png": "awaiting_approval", VIDEO.format(3): "blocked"}
+    assert film(snap, upstream).segments[2].label == "Scene 3: video waits for approval"
     for state in ("stale", "queued", "running", "blocked"):
         assert film(snap, {VIDEO.format(2): state}).segments[1].label == \
             "Scene 2: video not made yet"
