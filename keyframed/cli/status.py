@@ -58,7 +58,7 @@ def _table(doc: dict[str, Any], root: Path) -> None:
 
 
 def film_line(film: dict[str, Any] | None) -> str | None:
-    """``film: film-preview.mp4, 15.0 s, scene 3 a placeholder (video not made yet)``."""
+    """``film: film-preview.mp4, 15.0 s, scene 3 holds a still in place of its video``."""
     if not film:
         return None
     parts = [f"film: {film['path']}"]
@@ -67,8 +67,8 @@ def film_line(film: dict[str, Any] | None) -> str | None:
     held = film.get("placeholders") or []
     if held:
         scenes = ", ".join(str(n) for n in held)
-        parts.append(f"scene{'s' if len(held) > 1 else ''} {scenes} "
-                     f"{'hold' if len(held) > 1 else 'holds'} a still (no video yet)")
+        parts.append(f"scenes {scenes} hold a still in place of their video" if len(held) > 1
+                     else f"scene {scenes} holds a still in place of its video")
     if film.get("warning"):
         parts.append(f"warning: {film['warning']}")
     return ", ".join(parts)
