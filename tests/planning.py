@@ -25,6 +25,7 @@ SAMPLE = REPO / "examples" / "samurai"
 # was run in this clone: generated asset images copied along would be taken for the user's.
 GENERATED = frozenset({".keyframed", "status.json", "storyboard.png", "asset-sheet.png",
                        "assets.approved",
+                       "film-preview.mp4", "film.mp4",
                        "assets/backgrounds", "assets/styles", "assets/objects"})
 
 

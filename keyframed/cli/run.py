@@ -121,6 +121,7 @@ def run(args: argparse.Namespace) -> int:
             return EXIT_INPUT
         with ExitStack() as stack:
             stopped = drive_until(rec, root, settings, args.timeout, _progress(root, stack))
+        rec.finish_film()  # the film of what was made, even if the run stopped early
         snap = rec.snapshot
         rec.status.state = "idle"
         if snap is not None:

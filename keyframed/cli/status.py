@@ -37,6 +37,9 @@ def _table(doc: dict[str, Any], root: Path) -> None:
     for line in attention_lines(doc):
         print(line)
     print(headline(doc))
+    film = film_line(project.get("film"))
+    if film:
+        print(film)
     for b in project.get("backends", []):
         print(f"backend {b['name']} ({b['kind']}): {'up' if b.get('up') else 'DOWN'}")
     for marker, paths in project.get("waiting_for_approval", {}).items():
@@ -52,6 +55,23 @@ def _table(doc: dict[str, Any], root: Path) -> None:
         reasons = "; ".join(art["reasons"])
         extra = f" ({art['progress']:.0%})" if art["state"] == "running" else ""
         print(f"  {art['path']:<40} {art['state']:<17}{extra} {reasons}")
+
+
+def film_line(film: dict[str, Any] | None) -> str | None:
+    """``film: film-preview.mp4, 15.0 s, scene 3 holds a still in place of its video``."""
+    if not film:
+        return None
+    parts = [f"film: {film['path']}"]
+    if "seconds" in film:
+        parts.append(f"{film['seconds']:.1f} s")
+    held = film.get("placeholders") or []
+    if held:
+        scenes = ", ".join(str(n) for n in held)
+        parts.append(f"scenes {scenes} hold a still in place of their video" if len(held) > 1
+                     else f"scene {scenes} holds a still in place of its video")
+    if film.get("warning"):
+        parts.append(f"warning: {film['warning']}")
+    return ", ".join(parts)
 
 
 def follow(root: Path, stop_after: float | None = None) -> int:

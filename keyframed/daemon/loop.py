@@ -25,6 +25,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import structlog
 
@@ -65,6 +66,7 @@ from keyframed.handlers.schedule import Slot, Want, assign, stack_key
 from keyframed.handlers.verdict import PlanItem
 from keyframed.inputs.contain import Containment
 from keyframed.redact import redact
+from keyframed.render.film_file import FilmWriter
 from keyframed.render.sheets import SheetWriter
 from keyframed.settings import Settings
 
@@ -134,6 +136,7 @@ class Reconciler:
         self.own_writes: dict[str, tuple[int, int]] = {}
         self.status = StatusWriter(root, self)
         self.sheets = SheetWriter(root, settings.run.max_image_pixels)
+        self.film_file = FilmWriter(root, settings.run.max_image_pixels)
         self.passes = 0
         # What the last quiet pass read, and its signature (see _unchanged).
         self._quiet: tuple[Watched, Signature] | None = None
@@ -236,6 +239,7 @@ class Reconciler:
         self.status.state = old_status.state
         self.status.config_error = old_status.config_error
         self.sheets = SheetWriter(self.root, self.settings.run.max_image_pixels)
+        self.film_file = FilmWriter(self.root, self.settings.run.max_image_pixels)
         self.start()
 
     def _ensure_backends(self, snap: Snapshot) -> None:
@@ -256,6 +260,23 @@ class Reconciler:
     def notes(self) -> dict[str, str]:
         """Per artifact, what the contact sheets could not show (a video that does not decode)."""
         return self.sheets.notes
+
+    @property
+    def film_entry(self) -> dict[str, Any] | None:
+        """The film's entry in root status.json (None before it was drawn or found)."""
+        return self.film_file.entry
+
+    def _state_of(self) -> Callable[[PlanItem], str]:
+        latest = self.jobs.latest()
+        return lambda item: artifact_state(item, latest.get(item.path), self.no_backend)
+
+    def finish_film(self) -> None:
+        """Draw the film now if it is out of date, whatever is still queued or running: the
+        end of ``keyframed run``, so a run always leaves the film of what it made."""
+        snap = self.snapshot
+        if snap is None or not snap.planned or self.targets is not None or self._gone:
+            return
+        self.film_file.write(snap, self._state_of(), force=True)
 
     def reconcile_once(self) -> PassResult:
         """One level-triggered pass: read, compare, act, write status.
@@ -328,12 +349,14 @@ class Reconciler:
             self.wake.set()
             self._evict()
         self.status.write(snap, None)
-        latest = self.jobs.latest()
-        noted = self.sheets.notes
-        self.sheets.write(snap, lambda item: artifact_state(item, latest.get(item.path),
-                                                            self.no_backend))
-        if self.sheets.notes != noted:
-            self.status.write(snap, None)  # a video the sheets could not read: say so
+        noted, film = self.sheets.notes, self.film_file.entry
+        state_of = self._state_of()
+        self.sheets.write(snap, state_of)
+        if self.targets is None:  # a one-shot build makes its targets, not the film
+            self.film_file.write(snap, state_of)
+        if self.sheets.notes != noted or self.film_file.entry != film:
+            # A video the sheets could not read, or a film drawn (or not): say so.
+            self.status.write(snap, None)
         if not result.changed and not self.inflight:
             paths = watched(snap)
             quiet = signature(paths, self.store.generation)

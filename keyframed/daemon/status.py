@@ -57,6 +57,9 @@ class StatusSource(Protocol):
     @property
     def no_backend(self) -> Mapping[str, str]: ...
 
+    @property
+    def film_entry(self) -> Mapping[str, Any] | None: ...
+
 log = structlog.get_logger(__name__)
 FORMAT = 1
 ROOT_STATUS = "status.json"
@@ -329,8 +332,16 @@ class StatusWriter:
             "eta_s": queue_eta(items, jobs, clock, max(1, len(backends))),
             # Files built for scenes no longer in the breakdown: kept on disk, listed once.
             "orphaned": list(snap.orphaned),
+            # The film of the scene videos (film.mp4, film-preview.mp4 on preview): its
+            # length and which scenes hold a still because their video is not made yet.
+            "film": self._film(),
             "updated_at": snap.taken_at,
         }
+
+
+    def _film(self) -> dict[str, Any] | None:
+        entry = self.owner.film_entry if self.owner is not None else None
+        return dict(entry) if entry is not None else None
 
 
 def progress_fields(item: PlanItem, job: Job | None,

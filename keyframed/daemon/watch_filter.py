@@ -25,6 +25,8 @@ KF_TEMP_PREFIX = ".kf-tmp-"
 # Files the daemon derives from its own state; a change to them never changes a plan.
 STATUS_NAME = "status.json"
 SHEET_NAMES = frozenset({"contact-sheet.png", "storyboard.png", "asset-sheet.png"})
+# The film (keyframed.render.film_plan), drawn at the root only.
+FILM_NAMES = frozenset({"film.mp4", "film-preview.mp4"})
 _SCENE_DIR = re.compile(r"scene-\d{2,}")
 
 # Editor side files, matched on the base name.
@@ -66,8 +68,11 @@ def is_editor_artefact(name: str) -> bool:
 
 
 def _is_derived(parts: list[str]) -> bool:
-    """Status files and contact sheets at the root or directly in a scene folder."""
+    """Status files and contact sheets at the root or directly in a scene folder; the film
+    at the root."""
     name = parts[-1]
+    if len(parts) == 1 and name in FILM_NAMES:
+        return True
     if name != STATUS_NAME and name not in SHEET_NAMES:
         return False
     return len(parts) == 1 or (len(parts) == 2 and _SCENE_DIR.fullmatch(parts[0]) is not None)

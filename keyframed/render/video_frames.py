@@ -14,6 +14,7 @@ as it is decoded, so a long or huge file costs little memory. A file that cannot
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -63,14 +64,73 @@ def read_frames(path: Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> VideoFra
         OutputError: the file is missing, empty, damaged, has no video stream, or its frames
             are larger than ``max_pixels``.
     """
+    if _for_pillow(path):
+        return _pick(*_pillow_frames(path, max_pixels))
+    return _pick(*_av_frames(path, max_pixels))
+
+
+def _for_pillow(path: Path) -> bool:
+    """True for animated WebP and GIF, which Pillow decodes (PyAV's FFmpeg cannot)."""
     try:
         with path.open("rb") as handle:
             head = handle.read(12)
     except OSError as exc:
         raise OutputError(f"cannot read video {path.name}: {exc.strerror or exc}") from exc
-    if (head[:4] == b"RIFF" and head[8:12] == b"WEBP") or head[:4] == b"GIF8":
-        return _pick(*_pillow_frames(path, max_pixels))
-    return _pick(*_av_frames(path, max_pixels))
+    return (head[:4] == b"RIFF" and head[8:12] == b"WEBP") or head[:4] == b"GIF8"
+
+
+def timed_frames(path: Path, *, max_pixels: int = DEFAULT_MAX_PIXELS
+                 ) -> Iterator[tuple[float, Image.Image]]:
+    """Each frame of the video at ``path`` as RGB, with the second it starts at (the first
+    at 0), decoded one at a time as the caller asks, at most :data:`MAX_FRAMES` (the film
+    samples scene videos by time with it).
+
+    Raises:
+        OutputError: as :func:`read_frames`, when the frame that raises is asked for.
+    """
+    if _for_pillow(path):
+        yield from _pillow_timed(path, max_pixels)
+    else:
+        yield from _av_timed(path, max_pixels)
+
+
+def _pillow_timed(path: Path, max_pixels: int) -> Iterator[tuple[float, Image.Image]]:
+    millis = 0
+    try:
+        with Image.open(path) as im:
+            for count, frame in enumerate(ImageSequence.Iterator(im)):
+                if count >= MAX_FRAMES:
+                    return
+                _check_size(frame.width, frame.height, max_pixels)
+                yield millis / 1000.0, frame.convert("RGB")
+                millis += int(frame.info.get("duration", 0) or 0)
+    except (OSError, ValueError, EOFError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise OutputError(f"cannot read video {path.name}: {exc}") from exc
+
+
+def _av_timed(path: Path, max_pixels: int) -> Iterator[tuple[float, Image.Image]]:
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise OutputError(f"cannot read video {path.name}: it has no video stream")
+            first: float | None = None
+            for count, frame in enumerate(container.decode(container.streams.video[0])):
+                if count >= MAX_FRAMES:
+                    return
+                _check_size(frame.width, frame.height, max_pixels)
+                at = frame.time if frame.time is not None else 0.0
+                first = at if first is None else first
+                yield max(0.0, at - first), frame.to_image()  # type: ignore[no-untyped-call]
+    except av.FFmpegError as exc:
+        raise OutputError(f"cannot read video {path.name}: {exc}") from exc
+
+
+def _check_size(width: int, height: int, max_pixels: int) -> None:
+    if width * height > max_pixels:
+        raise OutputError(f"cannot read video: frames of {width}x{height} are more than "
+                          f"the limit of {max_pixels} pixels")
 
 
 def _pick(thumbs: list[Image.Image], duration_s: float) -> VideoFrames:
@@ -81,9 +141,7 @@ def _pick(thumbs: list[Image.Image], duration_s: float) -> VideoFrames:
 
 
 def _thumb(im: Image.Image, max_pixels: int) -> Image.Image:
-    if im.width * im.height > max_pixels:
-        raise OutputError(f"cannot read video: frames of {im.width}x{im.height} are more than "
-                          f"the limit of {max_pixels} pixels")
+    _check_size(im.width, im.height, max_pixels)
     small = to_rgba(im)
     small.thumbnail(FRAME_THUMB, Image.Resampling.BILINEAR)
     return small

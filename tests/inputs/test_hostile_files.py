@@ -43,6 +43,8 @@ from keyframed.daemon.status import artifact_state
 from keyframed.handlers.project import StyleFile
 from keyframed.inputs import loader
 from keyframed.inputs.config import load_settings
+from keyframed.render.film_file import is_ours as film_is_ours
+from keyframed.render.film_plan import FILM, PREVIEW_FILM
 from keyframed.render.sheets import is_ours as sheet_is_ours
 from keyframed.settings import BackendSettings, Settings
 from tests.daemon.test_daemon_approvals import SCHEMA
@@ -188,6 +190,9 @@ class World:
                     and sheet_is_ours(self.root / rel) and rel.rsplit("/", 1)[-1] in (
                         "contact-sheet.png", "storyboard.png", "asset-sheet.png"):
                 continue
+            if rel in (FILM, PREVIEW_FILM) and state != "dir" and not state.startswith("link:") \
+                    and film_is_ours(self.root / rel):
+                continue  # the film keyframed drew (issue 13)
             out[rel] = state
         return out
 
