@@ -118,3 +118,12 @@ class ComfyExecutionError(ComfyPermanentError):
         self.node_id = node_id
         self.node_type = node_type
         super().__init__(message, server=server, job=job)
+
+
+class StopRequested(Exception):
+    """SIGTERM or SIGINT arrived during a reconcile pass: raised between two of its steps
+    (scenes, files) so the daemon exits within about a second even on thousands of scenes.
+
+    Not a :class:`KeyframedError`: no handler of errors may take it for one. Every step it
+    interrupts is complete on disk and in the store; the next start carries on.
+    """

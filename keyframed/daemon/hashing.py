@@ -22,6 +22,7 @@ from keyframed.fsio import sha256_file
 from keyframed.inputs.contain import Containment
 
 RACY_SECONDS = 2.0
+STEP_FILES = 200  # files hashed between two calls of hash_many's step
 
 
 class HashCache:
@@ -35,17 +36,28 @@ class HashCache:
         # Mirror of the store's table, so a pass over thousands of files costs no queries.
         self._known = store.all_hashes()
 
-    def hash_many(self, paths: Iterable[str]) -> dict[str, str | None]:
-        """Hash each project-relative path; None for a missing or unreadable file."""
+    def hash_many(self, paths: Iterable[str],
+                  step: Callable[[], None] | None = None) -> dict[str, str | None]:
+        """Hash each project-relative path; None for a missing or unreadable file.
+
+        ``step`` is called every :data:`STEP_FILES` files read; when it raises (a stop
+        request), the hashes made so far are still remembered.
+        """
         out: dict[str, str | None] = {}
         fresh: list[tuple[str, int, int, int, str]] = []
         horizon = (self.clock() - RACY_SECONDS) * 1e9
         contain = Containment(self.root)
-        for rel in paths:
-            if rel in out:
-                continue
-            out[rel] = self._hash_one(rel, fresh, horizon, contain)
-        self.store.remember_hashes(fresh)
+        read = self.hashed
+        try:
+            for rel in paths:
+                if rel in out:
+                    continue
+                out[rel] = self._hash_one(rel, fresh, horizon, contain)
+                if step is not None and self.hashed - read >= STEP_FILES:
+                    read = self.hashed
+                    step()
+        finally:
+            self.store.remember_hashes(fresh)
         return out
 
     def _stat(self, rel: str, path: str, contain: Containment) -> os.stat_result | None:

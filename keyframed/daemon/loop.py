@@ -58,6 +58,7 @@ from keyframed.errors import (
     OutputError,
     ProjectError,
     SpaceError,
+    StopRequested,
     TemplateError,
 )
 from keyframed.handlers.graph import closure
@@ -89,6 +90,16 @@ class InFlight:
 
 # How soon a pass stopped by a full disk is tried again.
 STALLED_RETRY_S = 5.0
+# Jobs created between two calls of Reconciler.step (5,000 scenes: ~30,000 jobs).
+STEP_EVERY = 100
+
+
+def _no_step() -> None:
+    """The default between-steps hook: go on (``keyframed run`` and tests)."""
+
+
+def _no_snapshot_hook(snap: Snapshot) -> None:
+    """The default snapshot hook: nothing to tell anyone."""
 
 
 @dataclass
@@ -97,6 +108,7 @@ class PassResult:
 
     ok: bool = True
     stalled: bool = False  # the disk is full: the pass stopped and is retried soon
+    stopped: bool = False  # a stop was requested: the pass ended between two steps
     created: list[str] = field(default_factory=list)
     superseded: list[str] = field(default_factory=list)
     dispatched: list[str] = field(default_factory=list)
@@ -134,8 +146,13 @@ class Reconciler:
         self.snapshot: Snapshot | None = None
         self.last_good: Snapshot | None = None
         self.own_writes: dict[str, tuple[int, int]] = {}
-        self.status = StatusWriter(root, self)
-        self.sheets = SheetWriter(root, settings.run.max_image_pixels)
+        # Called between the steps of a pass (scenes, files); the daemon sets it to ping the
+        # watchdog and to raise StopRequested once a stop is asked for. on_snapshot is
+        # called with each pass's snapshot before it is acted on (the daemon's READY=1).
+        self.step: Callable[[], None] = _no_step
+        self.on_snapshot: Callable[[Snapshot], None] = _no_snapshot_hook
+        self.status = StatusWriter(root, self, step=self._step)
+        self.sheets = SheetWriter(root, settings.run.max_image_pixels, step=self._step)
         self.film_file = FilmWriter(root, settings.run.max_image_pixels)
         self.passes = 0
         # What the last quiet pass read, and its signature (see _unchanged).
@@ -235,10 +252,11 @@ class Reconciler:
         self._hasher = HashCache(self.root, self.store)
         self.own_writes.clear()
         self.snapshot = self.last_good = None
-        self.status = StatusWriter(self.root, self)
+        self.status = StatusWriter(self.root, self, step=self._step)
         self.status.state = old_status.state
         self.status.config_error = old_status.config_error
-        self.sheets = SheetWriter(self.root, self.settings.run.max_image_pixels)
+        self.sheets = SheetWriter(self.root, self.settings.run.max_image_pixels,
+                                  step=self._step)
         self.film_file = FilmWriter(self.root, self.settings.run.max_image_pixels)
         self.start()
 
@@ -278,13 +296,29 @@ class Reconciler:
             return
         self.film_file.write(snap, self._state_of(), force=True)
 
+    def _step(self) -> None:
+        """Between two steps of a pass (see :attr:`step`, which may be replaced)."""
+        self.step()
+
     def reconcile_once(self) -> PassResult:
         """One level-triggered pass: read, compare, act, write status.
 
         A full disk stops the pass, not the daemon: the pass reports it (``stalled``) and the
         next one, a few seconds later, goes on where this one stopped; finished jobs whose
-        output could not be written keep their bytes until it can.
+        output could not be written keep their bytes until it can. A stop request
+        (:class:`StopRequested` from :attr:`step`) ends the pass between two steps
+        (``stopped``): each step is whole on disk and in the store, and the next pass or
+        start does the rest.
         """
+        try:
+            return self._guarded_pass()
+        except StopRequested:
+            self._quiet = None
+            log.info("pass_stopped", passes=self.passes,
+                     reason="stop requested; the next start carries on")
+            return PassResult(stopped=True)
+
+    def _guarded_pass(self) -> PassResult:
         try:
             result = self._reconcile()
         except (SpaceError, OSError) as exc:
@@ -329,8 +363,9 @@ class Reconciler:
             self._dispatch(self.snapshot, result)  # type: ignore[arg-type]
             return result
         snap = take_snapshot(self.root, self.settings, self.store, record=True,
-                             hasher=self._hasher, memo=self._memo)
+                             hasher=self._hasher, memo=self._memo, step=self._step)
         self.snapshot = snap
+        self.on_snapshot(snap)
         for d in snap.diagnostics:
             log.error("input_error", file=d.file, line=d.line, error=d.message)
         result.ok = snap.ok
@@ -340,9 +375,11 @@ class Reconciler:
         # A scene with input errors blocks only itself: the others are built as usual.
         self.last_good = snap
         self._ensure_backends(snap)
+        self._step()
         self._copies(snap, result)
         restored = self._restores(snap, result)
         self._sync_jobs(snap, result, restored)
+        self._step()
         self._dispatch(snap, result)
         if result.written:
             # What was just written changes what is stale downstream: look again at once.
@@ -442,6 +479,7 @@ class Reconciler:
         for item in snap.items:
             if item.state != "stale" or item.artifact.recipe.step != "copy":
                 continue
+            self._step()
             source = self.root / item.artifact.recipe.inputs[0].path
             try:
                 commit_output(self.root, self.store, item, source.read_bytes(), backend=None)
@@ -513,7 +551,9 @@ class Reconciler:
             if item is None or item.status.fingerprint != job.fingerprint:
                 self._supersede(job, result)
         latest = self.jobs.latest()
-        for path, item in ready.items():
+        for n, (path, item) in enumerate(ready.items()):
+            if n % STEP_EVERY == 0:
+                self._step()  # each job is its own transaction: stopping here is safe
             last = latest.get(path)
             # Skip what is already on its way, or failed until its recipe changes (or, for a
             # job that failed on a blocked output path, until the path is cleared).

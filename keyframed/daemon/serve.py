@@ -5,6 +5,13 @@ Signals only set flags (:mod:`keyframed.daemon.signals`): SIGTERM/SIGINT stop gr
 reloads the configuration. Readiness and watchdog pings go to systemd through
 ``$NOTIFY_SOCKET``; the watchdog is pinged only while the loop makes passes and the watcher
 is alive, so a hung daemon is restarted.
+
+Large projects (README "Running as a service"): READY=1 is sent as soon as the first pass has
+read the project and made its plan, before it acts on it (on 5,000 scenes the rest of that
+pass, status files and contact sheets of every scene, takes a minute or more). Between the
+steps of every pass (each scene's status file and sheet, every 100 jobs created, every 200
+files hashed) the watchdog is pinged and a stop request is honoured, so SIGTERM ends even the
+first pass within about a second, with every file and the store whole.
 """
 
 from __future__ import annotations
@@ -19,10 +26,11 @@ from pathlib import Path
 import structlog
 
 from keyframed.daemon import notify
-from keyframed.daemon.loop import Reconciler
+from keyframed.daemon.loop import PassResult, Reconciler
 from keyframed.daemon.signals import Signals
+from keyframed.daemon.snapshot import Snapshot
 from keyframed.daemon.watcher import Watcher
-from keyframed.errors import ConfigError, Diagnostic
+from keyframed.errors import ConfigError, Diagnostic, StopRequested
 from keyframed.inputs.config import PROJECT_CONFIG, load_settings
 from keyframed.settings import Settings
 
@@ -39,8 +47,11 @@ class Daemon:
         self.settings = settings
         self.signals = signals
         self.rec = Reconciler(root, settings, wake=wake)
+        self.rec.step = self._between_steps
+        self.rec.on_snapshot = self._snapshot_taken
         self.watcher = self._watcher(settings)
         self._last_ping = 0.0
+        self._ready = False
 
     def _watcher(self, settings: Settings) -> Watcher:
         return Watcher(self.root, self.rec.wake.set, is_own_write=self.rec.is_own_write,
@@ -48,20 +59,40 @@ class Daemon:
                        poll=settings.watch.poll, on_lost_sync=self._lost_sync)
 
     def _lost_sync(self, reason: str) -> None:
-        log.warning("watch_lost_sync", reason=reason)
+        # The watcher has logged it (once per overflow burst); a full re-check follows.
         self.rec.wake.set()
 
-    def _pass(self) -> None:
+    def _pass(self) -> PassResult | None:
         try:
-            self.rec.reconcile_once()
+            return self.rec.reconcile_once()
         except Exception:  # one bad pass must never end the daemon
             log.exception("reconcile_failed")
             time.sleep(1.0)
+            return None
+
+    def _between_steps(self) -> None:
+        """Between two steps of a pass: feed the watchdog; end the pass on a stop request."""
+        self._ping()
+        if self.signals.stop.is_set():
+            raise StopRequested
+
+    def _snapshot_taken(self, snap: Snapshot) -> None:
+        """The first plan is made: systemd may consider the start done (see the module doc)."""
+        if not self._ready:
+            self._tell_ready("first pass: writing status files and contact sheets")
+
+    def _tell_ready(self, status: str) -> None:
+        if not self._ready:
+            self._ready = True
+            notify.ready()
+            log.info("daemon_ready")
+        notify.status(status)
 
     def _ping(self) -> None:
         interval = notify.watchdog_interval()
         now = time.monotonic()
-        if interval is not None and self.watcher.alive() and now - self._last_ping >= interval:
+        # Time first: this runs between every two steps of a pass (thousands per pass).
+        if interval is not None and now - self._last_ping >= interval and self.watcher.alive():
             notify.watchdog_ping()
             self._last_ping = now
 
@@ -85,9 +116,12 @@ class Daemon:
     def serve(self) -> None:
         """Run until SIGTERM/SIGINT (the reconciler is started by the caller)."""
         self.watcher.start()
-        self._pass()
-        notify.ready()
-        notify.status("watching")
+        notify.status("reading the project")
+        started = time.monotonic()
+        result = self._pass()
+        self._tell_ready("watching")  # READY came with the plan, unless none was made
+        if result is not None and not result.stopped:
+            log.info("first_pass_done", seconds=round(time.monotonic() - started, 2))
         while not self.signals.stop.is_set():
             self._ping()
             if self.signals.reload.is_set():
@@ -108,9 +142,11 @@ class Daemon:
         self.watcher.stop()
         self.rec.status.state = "stopped"
         if self.rec.snapshot is not None:
-            self.rec.status.write(self.rec.snapshot, self.rec.last_good)
+            # The root file alone: each scene's file is as the last pass left it.
+            self.rec.status.write_root(self.rec.snapshot)
         self.rec.close(wait=False)
-        log.info("daemon_stopped")
+        log.info("daemon_stopped", watch_events=self.watcher.events_seen,
+                 queue_overflows=self.watcher.overflows)
 
 
 def config_diagnostic(message: str) -> Diagnostic:

@@ -20,6 +20,12 @@ could matter change?", once per save, and "could we have missed something?".
   overflow warning watchdog logs is caught. Any of these calls ``on_lost_sync(reason)`` and
   ``wake()``, and the observer is restarted with backoff; after a restart the loop is woken
   again, since anything between the two was unseen.
+* Kernel queue overflows (inotify's queue holds 16,384 events by default): the watch asks the
+  kernel only for the events that can matter (no opens, no closes of files read: the daemon
+  itself reads every input and image of every scene in a pass, and those events were most of
+  the queue on 5,000 scenes). An overflow that still happens wakes the loop for a full
+  re-check; overflows in a row (one burst, no quiet :data:`OVERFLOW_BURST_S` between them)
+  are logged once, with their count logged when the burst ends.
 """
 
 from __future__ import annotations
@@ -33,7 +39,18 @@ from collections.abc import Callable
 from pathlib import Path
 
 import structlog
-from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.events import (
+    DirCreatedEvent,
+    DirDeletedEvent,
+    DirMovedEvent,
+    FileClosedEvent,
+    FileCreatedEvent,
+    FileDeletedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
@@ -50,7 +67,13 @@ STABLE_S = 30.0  # an observer that ran this long after a restart resets the bac
 _JOIN_TIMEOUT_S = 5.0
 _DROPPED_TYPES = frozenset({"opened", "closed_no_write", "attrib"})
 _DIR_TYPES = frozenset({"deleted", "moved"})
-_OVERFLOW_LOGGER = "watchdog.observers.inotify_c"
+# watchdog warns of an overflow on two loggers below this one (inotify_c, inotify).
+_OVERFLOW_LOGGER = "watchdog.observers"
+OVERFLOW_BURST_S = 10.0
+# The events asked of the kernel: what changes a file's bytes or a folder's entries. Opens
+# and closes of files read are left out (the daemon reads thousands a pass; see above).
+EVENT_FILTER = [FileCreatedEvent, DirCreatedEvent, FileMovedEvent, DirMovedEvent,
+                FileDeletedEvent, DirDeletedEvent, FileModifiedEvent, FileClosedEvent]
 
 
 class Debouncer:
@@ -149,8 +172,11 @@ class _OverflowLog(logging.Handler):
         self._watcher = watcher
 
     def emit(self, record: logging.LogRecord) -> None:
-        if "overflow" in record.getMessage().lower():
-            self._watcher._request_check("kernel event queue overflowed; events were lost")
+        text = record.getMessage().lower()
+        # watchdog 7 follows its warning with a second one ("reconciling recursive watches")
+        # for the same overflow.
+        if "overflow" in text and "reconciling" not in text:
+            self._watcher._note_overflow()
 
 
 class Watcher:
@@ -205,6 +231,9 @@ class Watcher:
         self._restarted_at: float | None = None
         self._backoff = RESTART_BACKOFF_S[0]
         self._log_hook = _OverflowLog(self)
+        self._overflow_pending = False
+        self._burst: tuple[float, int] | None = None  # (last overflow, overflows in burst)
+        self.overflows = 0
         self.wakes = 0
         self.events_seen = 0
         self.events_ignored = 0
@@ -259,7 +288,8 @@ class Watcher:
             return self._launch(PollingObserver())
 
     def _launch(self, observer: BaseObserver) -> BaseObserver:
-        observer.schedule(_Handler(self), self._root_str, recursive=True)
+        observer.schedule(_Handler(self), self._root_str, recursive=True,
+                          event_filter=EVENT_FILTER)
         try:
             observer.start()
         except BaseException:
@@ -287,6 +317,13 @@ class Watcher:
                 return
             self._batch.append(kept)
             self._debouncer.note(self._clock())
+            self._cond.notify_all()
+
+    def _note_overflow(self) -> None:
+        with self._cond:
+            self.overflows += 1
+            self._overflow_pending = True
+            self._check_now = True
             self._cond.notify_all()
 
     def _request_check(self, reason: str) -> None:
@@ -373,7 +410,9 @@ class Watcher:
     def _health(self) -> None:
         with self._cond:
             lost, pending_reason = self._lost, self._check_reason
+            overflow, self._overflow_pending = self._overflow_pending, False
             self._check_reason = None
+        self._overflow_burst(overflow)
         if lost:
             self._try_restart()
             return
@@ -398,6 +437,22 @@ class Watcher:
             return "project root folder was replaced"
         return None
 
+    def _overflow_burst(self, overflow: bool) -> None:
+        """Report an overflow once per burst; every one still wakes the loop (a full re-check
+        of the project: cheap to ask twice, as wakes coalesce into one pass)."""
+        now = self._clock()
+        burst = self._burst
+        if overflow:
+            if burst is None:
+                self._report_lost("kernel event queue overflowed; events were lost")
+            else:
+                self._report_lost("kernel event queue overflowed again (same burst)", quiet=True)
+            self._burst = (now, 1 if burst is None else burst[1] + 1)
+        elif burst is not None and now - burst[0] >= OVERFLOW_BURST_S:
+            self._burst = None
+            if burst[1] > 1:
+                log.info("watcher_overflow_burst_ended", overflows=burst[1], root=self._root_str)
+
     def _lose(self, reason: str) -> None:
         self._drop_observer()
         with self._cond:
@@ -411,10 +466,11 @@ class Watcher:
             self._restart_at = now + self._backoff
         self._report_lost(reason)
 
-    def _report_lost(self, reason: str) -> None:
+    def _report_lost(self, reason: str, quiet: bool = False) -> None:
         with self._cond:
             self.lost_syncs += 1
-        log.warning("watcher_lost_sync", reason=reason, root=self._root_str)
+        if not quiet:
+            log.warning("watcher_lost_sync", reason=reason, root=self._root_str)
         if self._on_lost_sync is not None:
             try:
                 self._on_lost_sync(reason)

@@ -197,6 +197,10 @@ def storyboard_rows(snap: Snapshot, state_of: StateOf,
     return [(label, tiles) for _, label, tiles in rows]
 
 
+def _go_on() -> None:
+    """The default ``step``: never interrupts."""
+
+
 def _digest(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
@@ -205,10 +209,14 @@ class SheetWriter:
     """Draws the sheets of one project when they change."""
 
     def __init__(self, root: Path, max_pixels: int,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 step: Callable[[], None] | None = None) -> None:
         self.root = root
         self.max_pixels = max_pixels
         self._clock = clock
+        # Called before each sheet is considered: the daemon pings its watchdog there, and
+        # raises StopRequested on SIGTERM (5,000 sheets take about a minute to draw).
+        self._step = step or _go_on
         self._keys: dict[str, str] = {}
         self._kept: set[str] = set()
         # Videos the sheets could not show, by artifact path: the reason goes in status.
@@ -245,12 +253,15 @@ class SheetWriter:
         # A sheet not drawn now keeps its old key, so it still counts as changed later.
         if not busy or started >= self._next_scenes:
             for _, folder, label, tiles in scenes:
+                self._step()  # before _changed, which records the key as drawn
                 self._sheet(snap, f"{folder}/{SCENE_SHEET}", label, tiles, written)
             # The asset sheet is about a scene sheet's size: drawn on the same cadence.
+            self._step()
             self._assets(snap, state_of, written)
             if written:
                 self._next_scenes = self._after(started, BUSY_MIN_S)
         started = self._clock()
+        self._step()
         if not busy or started >= self._next_board:
             rows = storyboard_rows(snap, state_of, grouped)
             key = json.dumps([self._key(snap, t, lb) for lb, t in rows])
