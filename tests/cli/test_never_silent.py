@@ -259,7 +259,10 @@ def test_progress_fields_and_eta_from_measured_durations(
     root = comfy_project(tmp_path / "p", [comfy])
     assert main(["run", str(root)]) == EXIT_DONE
     plain = capsys.readouterr().out
-    assert ": queued on gpu0" in plain and ": done on gpu0" in plain
+    # Plain lines are drawn from the status files between slices: a 0.3 s job may be seen
+    # queued or running (under load, not always both), and is always seen done.
+    assert (": queued on gpu0" in plain or ": running on gpu0" in plain) \
+        and ": done on gpu0" in plain, plain
     store = Store.for_project(root)
     try:
         measured = JobStore(store).durations()
