@@ -10,10 +10,13 @@ from pathlib import Path
 
 from PIL import Image
 
+from keyframed.daemon.loop import Reconciler
 from keyframed.daemon.outputs import commit_output
 from keyframed.daemon.snapshot import Snapshot, take_snapshot
+from keyframed.daemon.status import artifact_state
 from keyframed.daemon.store import Store
 from keyframed.inputs.config import load_settings
+from keyframed.render.sheets import StateOf
 from keyframed.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
@@ -82,3 +85,18 @@ def stale_map(snap: Snapshot) -> dict[str, list[str]]:
         for i in snap.items
         if i.state not in ("fresh",)
     }
+
+
+def after_one_pass(root: Path) -> tuple[Snapshot, StateOf]:
+    """The snapshot and the artifact states the daemon sees after one more pass (config from
+    the project only, no environment)."""
+    rec = Reconciler(root, load_settings(root, env={}))
+    rec.start()
+    try:
+        rec.reconcile_once()
+        snap = rec.snapshot
+        assert snap is not None
+        latest = rec.jobs.latest()
+        return snap, lambda i: artifact_state(i, latest.get(i.path))
+    finally:
+        rec.close()

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from keyframed.cli.logs import setup_logging
+from keyframed.cli.status import film_line
 from keyframed.daemon.drive import (
     EXIT_DONE,
     EXIT_FAILED,
@@ -58,6 +59,8 @@ def summary(snap: Snapshot | None, rec: Reconciler, stopped: Stopped) -> tuple[s
     counts = all_counts(snap, latest, rec.no_backend)
     lines = [f"keyframed: {len(snap.items) + len(snap.held)} artifacts: "
              + ", ".join(f"{n} {s}" for s, n in counts.items())]
+    film = film_line(rec.film_entry)
+    lines += [f"  {film}"] if film else []
     lines += [f"  waiting for {marker} ({len(paths)} artifact(s)); ends with "
               f"{approval_step(rec.root, marker)}"
               for marker, paths in sorted(waiting_markers(snap.items).items())]

@@ -12,12 +12,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from keyframed.daemon.loop import Reconciler
-from keyframed.daemon.status import artifact_state
 from keyframed.inputs.config import load_settings
 from keyframed.render import contact
 from keyframed.render.sheets import scene_tiles
-from tests.planning import copy_sample
+from tests.planning import after_one_pass, copy_sample
 
 
 @pytest.fixture(scope="module")
@@ -57,16 +55,8 @@ def test_every_output_is_in_place_and_of_the_configured_size(built: Path) -> Non
 
 def tiles_after_one_pass(root: Path, scene: int) -> list[contact.Tile]:
     """The contact-sheet tiles of a scene as the daemon sees them after one pass."""
-    rec = Reconciler(root, load_settings(root, env={}))
-    rec.start()
-    try:
-        rec.reconcile_once()
-        snap = rec.snapshot
-        assert snap is not None
-        latest = rec.jobs.latest()
-        return scene_tiles(snap, scene, lambda i: artifact_state(i, latest.get(i.path)))
-    finally:
-        rec.close()
+    snap, state_of = after_one_pass(root)
+    return scene_tiles(snap, scene, state_of)
 
 
 def test_contact_sheet_tiles_and_captions(built: Path) -> None:

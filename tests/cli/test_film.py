@@ -78,7 +78,8 @@ def edited(built: Path, dest: Path, old: str, new: str, *, manual: bool = False)
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = copy_sample(tmp_path_factory.mktemp("film") / "samurai")
-    run(root)
+    done = run(root)
+    assert "  film: film-preview.mp4, 15.0 s\n" in done.stdout  # the run says where its film is
     return root
 
 
@@ -121,6 +122,7 @@ def test_a_scene_held_for_an_approval_is_a_placeholder(built: Path, tmp_path: Pa
     before = (root / FILM).read_bytes()
     done = run(root)  # waits for scene-03/keyframes.approved: not a failure
     assert "keyframes.approved" in done.stdout
+    assert "scene 3 holds a still in place of its video" in done.stdout
     film = root_status(root)["film"]
     assert film == {"path": FILM, "seconds": 15.0, "placeholders": [3]}
     assert (root / FILM).read_bytes() != before

@@ -15,12 +15,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from keyframed.daemon.loop import Reconciler
-from keyframed.daemon.status import artifact_state
-from keyframed.inputs.config import load_settings
 from keyframed.render import contact
 from keyframed.render.sheets import drawn_key, is_ours, storyboard_rows
-from tests.planning import copy_sample
+from tests.planning import after_one_pass, copy_sample
 
 LAYERS = ["background", "character-start", "character-end"]
 
@@ -51,17 +48,8 @@ def png(colour: tuple[int, int, int], size: tuple[int, int] = (96, 160)) -> byte
 
 def board_captions(root: Path) -> list[list[str]]:
     """The storyboard's tiles as the daemon sees them after one more pass."""
-    rec = Reconciler(root, load_settings(root, env={}))
-    rec.start()
-    try:
-        rec.reconcile_once()
-        snap = rec.snapshot
-        assert snap is not None
-        latest = rec.jobs.latest()
-        rows = storyboard_rows(snap, lambda i: artifact_state(i, latest.get(i.path)))
-        return [[t.caption for t in tiles] for _, tiles in rows]
-    finally:
-        rec.close()
+    snap, state_of = after_one_pass(root)
+    return [[t.caption for t in tiles] for _, tiles in storyboard_rows(snap, state_of)]
 
 
 def test_asset_sheet_is_drawn_and_redrawn_only_when_an_asset_changes(project: Path) -> None:

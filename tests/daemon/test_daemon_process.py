@@ -111,7 +111,7 @@ def test_kill_9_at_random_moments_loses_nothing_and_runs_nothing_twice(
     assert max(submission_counts(server).values()) == 1
     # 18 by jobs and 1 local copy; a job whose output reached the output cache but not its
     # record before a kill comes back from the cache as fresh (as in test_disk_full).
-    last = done.stdout.strip().splitlines()[-1]
+    last = next(line for line in done.stdout.splitlines() if line.startswith("keyframed: "))
     assert last.startswith("keyframed: 19 artifacts: "), last
     assert {part.split(" ")[1] for part in last.rsplit(": ", 1)[1].split(", ")} <= {
         "done", "fresh"}, last

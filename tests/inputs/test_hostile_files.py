@@ -809,7 +809,8 @@ def test_a_project_folder_named_with_spaces_unicode_and_a_leading_dash(
     assert done.returncode == 0, done.stdout + done.stderr
     # The generated assets were kept as the user's files: 16 artifacts are left, all built.
     # Progress lines come first (stdout is no terminal), the summary last.
-    assert done.stdout.endswith("keyframed: 16 artifacts: 15 done, 1 fresh\n"), done.stdout
+    assert done.stdout.endswith("keyframed: 16 artifacts: 15 done, 1 fresh\n"
+                                "  film: film-preview.mp4, 15.0 s\n"), done.stdout
     assert check_status_files(root)["ok"] is True
     assert len(list(root.glob("scene-*/keyframe-*.png"))) == 6
 

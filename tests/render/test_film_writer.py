@@ -10,38 +10,12 @@ from pathlib import Path
 import pytest
 
 from keyframed.daemon.snapshot import Snapshot
-from keyframed.daemon.store import Store
 from keyframed.errors import OutputError
 from keyframed.render import film_file, sheets
 from keyframed.render.film_file import FilmWriter, drawn_key
-from tests.planning import build_all, copy_sample
+from tests.render.kit import Clock, states
 
 FILM = "film-preview.mp4"
-
-
-class Clock:
-    """A clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture()
-def built(tmp_path: Path) -> tuple[Path, Snapshot]:
-    root = copy_sample(tmp_path / "p")
-    store = Store.for_project(root)
-    try:
-        return root, build_all(root, store)
-    finally:
-        store.close()
-
-
-def states(running: str | None) -> sheets.StateOf:
-    """Every artifact fresh, except ``running`` which is running."""
-    return lambda item: "running" if item.path == running else "fresh"
 
 
 def test_while_busy_the_film_waits_like_the_storyboard(built: tuple[Path, Snapshot]) -> None:

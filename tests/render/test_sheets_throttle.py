@@ -6,38 +6,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from keyframed.daemon.snapshot import Snapshot
-from keyframed.daemon.store import Store
 from keyframed.render import sheets
 from keyframed.render.sheets import SheetWriter
-from tests.planning import build_all, copy_sample
-
-
-class Clock:
-    """A clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture()
-def built(tmp_path: Path) -> tuple[Path, Snapshot]:
-    root = copy_sample(tmp_path / "p")
-    store = Store.for_project(root)
-    try:
-        return root, build_all(root, store)
-    finally:
-        store.close()
-
-
-def states(running: str | None) -> sheets.StateOf:
-    """Every artifact fresh, except ``running`` which is running."""
-    return lambda item: "running" if item.path == running else "fresh"
+from tests.render.kit import Clock, states
 
 
 def in_scene(snap: Snapshot, scene: int) -> str:
