@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 from bench.fake_farm import CLI, daemon_env, fake_servers, scratch, start_daemon, write_config
+from tests.fakecomfy.render import h264_bytes
 from tests.planning import copy_sample
 
 COLUMNS, ROWS = 180, 60
@@ -117,6 +118,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     with scratch("kf-follow-") as base, fake_servers(1, base, job_seconds=args.job_seconds) \
             as servers:
+        # A real h264 clip as every scene video (the fake's own MP4s are only shaped like
+        # one), so the film at the end is made of videos, not of stills.
+        servers[0].faults.video_bytes = h264_bytes(
+            [(40 * (n % 6), 90, 200 - 20 * (n % 8)) for n in range(40)])
         root = copy_sample(base / "samurai")
         write_config(root, servers)
         start = time.monotonic()
@@ -137,8 +142,9 @@ def main(argv: list[str] | None = None) -> int:
     for when, text in kept:
         lines += [f"--- {when:5.1f} s after the run started ---", text.replace(str(root), "DIR"),
                   ""]
-    last = [line for line in summary.splitlines() if line.startswith("keyframed:")]
-    lines += [f"$ # keyframed run ended (exit {run.returncode}): {last[-1] if last else ''}"]
+    last = [line for line in summary.splitlines()
+            if line.startswith(("keyframed:", "  film:"))]
+    lines += [f"$ # keyframed run ended (exit {run.returncode}):", *last[-2:]]
     args.out.write_text("\n".join(lines) + "\n", encoding="utf-8")
     print(f"wrote {args.out}: {len(kept)} frames of {len(frames(chunks))}", file=sys.stderr)
     return 0

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 from keyframed.cli.logs import setup_logging
-from keyframed.cli.status import film_line
 from keyframed.daemon.drive import (
     EXIT_DONE,
     EXIT_FAILED,
@@ -32,7 +31,7 @@ from keyframed.daemon.snapshot import Snapshot
 from keyframed.daemon.status import all_counts, approval_step, read_status, waiting_markers
 from keyframed.errors import ConfigError, StoreError
 from keyframed.inputs.config import load_settings
-from keyframed.render.live import changes, view
+from keyframed.render.live import changes, film_line, view
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from keyframed.daemon.status import approval_step, read_status
-from keyframed.render.live import attention_lines, headline, view
+from keyframed.render.live import attention_lines, film_line, headline, view
 
 # How often --follow reads the status files again.
 FOLLOW_S = 0.5
@@ -55,23 +55,6 @@ def _table(doc: dict[str, Any], root: Path) -> None:
         reasons = "; ".join(art["reasons"])
         extra = f" ({art['progress']:.0%})" if art["state"] == "running" else ""
         print(f"  {art['path']:<40} {art['state']:<17}{extra} {reasons}")
-
-
-def film_line(film: dict[str, Any] | None) -> str | None:
-    """``film: film-preview.mp4, 15.0 s, scene 3 holds a still in place of its video``."""
-    if not film:
-        return None
-    parts = [f"film: {film['path']}"]
-    if "seconds" in film:
-        parts.append(f"{film['seconds']:.1f} s")
-    held = film.get("placeholders") or []
-    if held:
-        scenes = ", ".join(str(n) for n in held)
-        parts.append(f"scenes {scenes} hold a still in place of their video" if len(held) > 1
-                     else f"scene {scenes} holds a still in place of its video")
-    if film.get("warning"):
-        parts.append(f"warning: {film['warning']}")
-    return ", ".join(parts)
 
 
 def follow(root: Path, stop_after: float | None = None) -> int:

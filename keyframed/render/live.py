@@ -56,8 +56,25 @@ def attention_lines(doc: dict[str, Any]) -> list[str]:
             for a in project.get("attention", [])]
 
 
+def film_line(film: dict[str, Any] | None) -> str | None:
+    """``film: film-preview.mp4, 15.0 s, scene 3 holds a still in place of its video``."""
+    if not film:
+        return None
+    parts = [f"film: {film['path']}"]
+    if "seconds" in film:
+        parts.append(f"{film['seconds']:.1f} s")
+    held = film.get("placeholders") or []
+    if held:
+        scenes = ", ".join(str(n) for n in held)
+        parts.append(f"scenes {scenes} hold a still in place of their video" if len(held) > 1
+                     else f"scene {scenes} holds a still in place of its video")
+    if film.get("warning"):
+        parts.append(f"warning: {film['warning']}")
+    return ", ".join(parts)
+
+
 def view(doc: dict[str, Any]) -> RenderableType:
-    """The whole live view: headline, attention, backends, then one row per artifact."""
+    """The whole live view: headline, attention, backends, the film, then a row per artifact."""
     project = doc.get("project") or {}
     parts: list[RenderableType] = [Text(headline(doc), style="bold")]
     for line in attention_lines(doc):
@@ -65,6 +82,9 @@ def view(doc: dict[str, Any]) -> RenderableType:
     for b in project.get("backends", []):
         up = "up" if b.get("up") else f"DOWN ({b.get('error') or 'no answer'})"
         parts.append(Text(f"backend {b['name']} ({b['kind']}): {up}"))
+    film = film_line(project.get("film"))
+    if film:
+        parts.append(Text(film))
     table = Table(box=None, pad_edge=False, show_edge=False)
     for column in ("artifact", "state", "progress", "", "elapsed", "ETA", "queue", "why"):
         table.add_column(column, no_wrap=column != "why")

@@ -10,7 +10,9 @@ import hashlib
 import io
 import struct
 from collections.abc import Mapping
+from fractions import Fraction
 
+import av
 from PIL import Image, ImageOps, PngImagePlugin
 
 MAX_SIDE = 4096
@@ -155,6 +157,24 @@ def mp4_bytes(digest: str, size: tuple[int, int], frames: int, fps: float) -> by
     moov_len = len(_moov(width, height, frames, fps, 0))
     offset = len(ftyp) + moov_len + 8
     return ftyp + _moov(width, height, frames, fps, offset) + _box(b"mdat", payload)
+
+
+def h264_bytes(colours: list[tuple[int, int, int]], size: tuple[int, int] = (128, 80),
+               fps: int = 8) -> bytes:
+    """A real, decodable h264 MP4: one frame of each colour at ``fps`` (for tests and captures
+    that need a video PyAV can read; :func:`mp4_bytes` is only shaped like one)."""
+    out = io.BytesIO()
+    with av.open(out, "w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height = size
+        stream.pix_fmt = "yuv420p"
+        stream.time_base = Fraction(1, fps)
+        for n, colour in enumerate(colours):
+            frame = av.VideoFrame.from_image(Image.new("RGB", size, colour))
+            frame.pts = n
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    return out.getvalue()
 
 
 # --- WebM (EBML): header with DocType webm, a Segment with one video track ------------------

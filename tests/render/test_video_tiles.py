@@ -8,12 +8,9 @@ a "cannot read video" tile and a note in the scene's status file, never a crash.
 
 from __future__ import annotations
 
-import io
 import json
-from fractions import Fraction
 from pathlib import Path
 
-import av
 import jsonschema
 import pytest
 from PIL import Image
@@ -23,6 +20,7 @@ from keyframed.render import contact
 from keyframed.render.video_frames import read_frames
 from tests.comfy_project import comfy_project
 from tests.fakecomfy.fixtures import FakeComfyFactory
+from tests.fakecomfy.render import h264_bytes
 
 SCHEMA = json.loads(
     (Path(__file__).resolve().parents[2] / "keyframed" / "schemas" / "status.schema.json")
@@ -34,19 +32,8 @@ FRAMES, FPS = 24, 8
 
 def h264(size: tuple[int, int] = (128, 80)) -> bytes:
     """A real h264 MP4: 8 yellow, 8 magenta, 8 cyan frames at 8 fps (3.0 s)."""
-    out = io.BytesIO()
-    with av.open(out, "w", format="mp4") as container:
-        stream = container.add_stream("libx264", rate=FPS)
-        stream.width, stream.height = size
-        stream.pix_fmt = "yuv420p"
-        stream.time_base = Fraction(1, FPS)
-        for n in range(FRAMES):
-            colour = (YELLOW, MAGENTA, CYAN)[n * 3 // FRAMES]
-            frame = av.VideoFrame.from_image(Image.new("RGB", size, colour))
-            frame.pts = n
-            container.mux(stream.encode(frame))
-        container.mux(stream.encode(None))
-    return out.getvalue()
+    return h264_bytes([(YELLOW, MAGENTA, CYAN)[n * 3 // FRAMES] for n in range(FRAMES)], size,
+                      FPS)
 
 
 def near(image: Image.Image, colour: tuple[int, int, int], tolerance: int = 48) -> int:
