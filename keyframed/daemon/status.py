@@ -333,6 +333,7 @@ class StatusWriter:
         assets += [held_entry(h, snap.held_by(h)) for h in snap.held if h.scene is None]
         attention = attention_list(self.root, snap, items, jobs, lacking, backends,
                                    self.config_error)
+        eta, untimed = queue_eta(items, jobs, clock, max(1, len(backends)))
         return {
             "format": FORMAT,
             "version": __version__,
@@ -348,7 +349,9 @@ class StatusWriter:
             "waiting_for_approval": {k: sorted(set(v)) for k, v in sorted(waiting.items())},
             "assets": assets,
             "attention": attention,
-            "eta_s": queue_eta(items, jobs, clock, max(1, len(backends))),
+            "eta_s": eta,
+            # Jobs waiting or running whose template was never timed: not in eta_s.
+            "eta_untimed": untimed,
             # Files built for scenes no longer in the breakdown: kept on disk, listed once.
             "orphaned": list(snap.orphaned),
             # The film of the scene videos (film.mp4, film-preview.mp4 on preview): its
@@ -396,20 +399,25 @@ def _any_backend(durations: Mapping[tuple[str, str], float], template: str) -> f
 
 
 def queue_eta(items: list[PlanItem], jobs: Mapping[str, Job],
-              durations: Mapping[tuple[str, str], float], lanes: int) -> float | None:
+              durations: Mapping[tuple[str, str], float], lanes: int) -> tuple[float | None, int]:
     """Seconds until everything queued or running is done, from measured durations, spread
-    over the backends; None while nothing waits or no duration is known yet."""
+    over the backends (None while nothing waits or no duration is known yet); and how many of
+    those jobs have no measured duration yet, which the seconds leave out (a first run's
+    templates are timed by their first job)."""
     left = 0.0
     known = False
+    untimed = 0
     for item in items:
-        fields = progress_fields(item, jobs.get(item.path), durations)
         job = _current(item, jobs.get(item.path))
         if job is None or job.state not in ("ready", "submitted", "running"):
             continue
-        if fields["eta_s"] is not None:
-            left += float(fields["eta_s"])
+        eta = progress_fields(item, job, durations)["eta_s"]
+        if eta is None:
+            untimed += 1
+        else:
+            left += float(eta)
             known = True
-    return round(left / lanes, 1) if known else None
+    return (round(left / lanes, 1) if known else None), untimed
 
 
 def attention_list(root: Path, snap: Snapshot, items: list[PlanItem], jobs: Mapping[str, Job],

@@ -39,12 +39,14 @@ def _clock(seconds: float | None) -> str:
 
 
 def headline(doc: dict[str, Any]) -> str:
-    """``daemon: running  ok: no  2 done, 1 running, ...  ETA 0:42``."""
+    """``daemon: running  ok: no  2 done, 5 queued, ...  ETA 0:42 (+3 not yet timed)``."""
     project = doc.get("project") or {}
     state = project.get("daemon", {}).get("state", "unknown")
     counts = ", ".join(f"{n} {s}" for s, n in project.get("counts", {}).items())
-    eta = project.get("eta_s")
+    eta, untimed = project.get("eta_s"), project.get("eta_untimed", 0)
     tail = f"    ETA {_clock(eta)}" if eta is not None else ""
+    if untimed:  # the ETA leaves these out: say so rather than look finished sooner
+        tail += f"{'' if eta is not None else '    ETA ?'} (+{untimed} not yet timed)"
     ok = "yes" if project.get("ok", True) else "NO"
     return f"daemon: {state}    ok: {ok}    {counts}{tail}"
 
