@@ -12,6 +12,7 @@ seconds' frame is kept, each headed with the time since the run started.
 from __future__ import annotations
 
 import argparse
+import codecs
 import fcntl
 import os
 import pty
@@ -70,8 +71,10 @@ def frames(chunks: list[tuple[float, bytes]]) -> list[tuple[float, str]]:
     """(seconds, plain text) of every frame drawn, consecutive repeats dropped."""
     out: list[tuple[float, str]] = []
     pending, at = "", 0.0
+    # One decoder across reads: a character may be split between two of them.
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
     for when, data in chunks:
-        pending += data.decode("utf-8", errors="replace")
+        pending += decoder.decode(data)
         parts = _FRAME_START.split(pending)
         for part in parts[:-1]:
             text = _plain(part)
