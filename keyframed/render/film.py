@@ -16,7 +16,7 @@ says so in :attr:`Encoded.problems`; the film is still written.
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
@@ -56,23 +56,34 @@ def encode(root: Path, plan: FilmPlan, *, max_pixels: int) -> Encoded:
     """
     import av  # loaded only when a film is drawn
 
-    buffer = io.BytesIO()
     problems: list[str] = []
+    frames = (frame for segment in plan.segments
+              for frame in segment_frames(root, segment, plan.size, max_pixels, problems))
     try:
-        with av.open(buffer, "w", format="mp4") as out:
-            stream = out.add_stream("libx264", rate=FILM_FPS, options=X264_OPTIONS)
-            stream.width, stream.height = plan.size
-            stream.pix_fmt = "yuv420p"
-            pts = 0
-            for segment in plan.segments:
-                for frame in segment_frames(root, segment, plan.size, max_pixels, problems):
-                    frame.pts = pts
-                    pts += 1
-                    out.mux(stream.encode(frame))
-            out.mux(stream.encode(None))
+        data = h264(frames, plan.size, FILM_FPS)
     except (av.FFmpegError, ValueError) as exc:
         raise OutputError(f"cannot encode the film: {exc}") from exc
-    return Encoded(buffer.getvalue(), problems)
+    return Encoded(data, problems)
+
+
+def h264(frames: Iterable[VideoFrame], size: tuple[int, int], fps: int) -> bytes:
+    """Frames, one after another at ``fps``, as an H.264 MP4 (yuv420p) in memory.
+
+    Raises:
+        av.FFmpegError, ValueError: FFmpeg could not encode them.
+    """
+    import av
+
+    buffer = io.BytesIO()
+    with av.open(buffer, "w", format="mp4") as out:
+        stream = out.add_stream("libx264", rate=fps, options=X264_OPTIONS)
+        stream.width, stream.height = size
+        stream.pix_fmt = "yuv420p"
+        for pts, frame in enumerate(frames):
+            frame.pts = pts
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    return buffer.getvalue()
 
 
 def segment_frames(root: Path, segment: Segment, size: tuple[int, int], max_pixels: int,

@@ -10,10 +10,10 @@ import hashlib
 import io
 import struct
 from collections.abc import Mapping
-from fractions import Fraction
 
-import av
 from PIL import Image, ImageOps, PngImagePlugin
+
+from keyframed.render.film import h264, to_frame
 
 MAX_SIDE = 4096
 PREVIEW_IMAGE = 1  # ComfyUI's BinaryEventTypes.PREVIEW_IMAGE
@@ -162,19 +162,9 @@ def mp4_bytes(digest: str, size: tuple[int, int], frames: int, fps: float) -> by
 def h264_bytes(colours: list[tuple[int, int, int]], size: tuple[int, int] = (128, 80),
                fps: int = 8) -> bytes:
     """A real, decodable h264 MP4: one frame of each colour at ``fps`` (for tests and captures
-    that need a video PyAV can read; :func:`mp4_bytes` is only shaped like one)."""
-    out = io.BytesIO()
-    with av.open(out, "w", format="mp4") as container:
-        stream = container.add_stream("libx264", rate=fps)
-        stream.width, stream.height = size
-        stream.pix_fmt = "yuv420p"
-        stream.time_base = Fraction(1, fps)
-        for n, colour in enumerate(colours):
-            frame = av.VideoFrame.from_image(Image.new("RGB", size, colour))
-            frame.pts = n
-            container.mux(stream.encode(frame))
-        container.mux(stream.encode(None))
-    return out.getvalue()
+    that need a video PyAV can read; :func:`mp4_bytes` is only shaped like one), made by the
+    film's own encoder."""
+    return h264((to_frame(Image.new("RGB", size, c)) for c in colours), size, fps)
 
 
 # --- WebM (EBML): header with DocType webm, a Segment with one video track ------------------
