@@ -23,7 +23,7 @@ import structlog
 from keyframed import __version__
 from keyframed.daemon.held import held_entry
 from keyframed.daemon.snapshot import Snapshot
-from keyframed.daemon.store import CACHE_BACKEND, Job
+from keyframed.daemon.store import CACHE_BACKEND, LIVE_STATES, Job
 from keyframed.errors import Diagnostic
 from keyframed.fsio import overwrite_inside, remove_inside, write_inside
 from keyframed.handlers.approvals import ASSETS_MARKER, keyframes_marker
@@ -375,7 +375,7 @@ def progress_fields(item: PlanItem, job: Job | None,
     None until one job of that template has finished there.
     """
     job = _current(item, job)
-    live = job is not None and job.state in ("ready", "submitted", "running")
+    live = job is not None and job.state in LIVE_STATES
     started = job.started_at if live and job is not None else None
     elapsed = max(0.0, time.time() - started) if started is not None else None
     eta = None
@@ -404,20 +404,10 @@ def queue_eta(items: list[PlanItem], jobs: Mapping[str, Job],
     over the backends (None while nothing waits or no duration is known yet); and how many of
     those jobs have no measured duration yet, which the seconds leave out (a first run's
     templates are timed by their first job)."""
-    left = 0.0
-    known = False
-    untimed = 0
-    for item in items:
-        job = _current(item, jobs.get(item.path))
-        if job is None or job.state not in ("ready", "submitted", "running"):
-            continue
-        eta = progress_fields(item, job, durations)["eta_s"]
-        if eta is None:
-            untimed += 1
-        else:
-            left += float(eta)
-            known = True
-    return (round(left / lanes, 1) if known else None), untimed
+    etas = [progress_fields(i, job, durations)["eta_s"] for i in items
+            if (job := _current(i, jobs.get(i.path))) is not None and job.state in LIVE_STATES]
+    timed = [float(e) for e in etas if e is not None]
+    return (round(sum(timed) / lanes, 1) if timed else None), len(etas) - len(timed)
 
 
 def attention_list(root: Path, snap: Snapshot, items: list[PlanItem], jobs: Mapping[str, Job],

@@ -44,9 +44,9 @@ def headline(doc: dict[str, Any]) -> str:
     state = project.get("daemon", {}).get("state", "unknown")
     counts = ", ".join(f"{n} {s}" for s, n in project.get("counts", {}).items())
     eta, untimed = project.get("eta_s"), project.get("eta_untimed", 0)
-    tail = f"    ETA {_clock(eta)}" if eta is not None else ""
+    tail = "" if eta is None and not untimed else f"    ETA {_clock(eta) or '?'}"
     if untimed:  # the ETA leaves these out: say so rather than look finished sooner
-        tail += f"{'' if eta is not None else '    ETA ?'} (+{untimed} not yet timed)"
+        tail += f" (+{untimed} not yet timed)"
     ok = "yes" if project.get("ok", True) else "NO"
     return f"daemon: {state}    ok: {ok}    {counts}{tail}"
 
