@@ -51,8 +51,9 @@ def test_follow_shows_progress_while_run_works_and_the_end(
         assert busy is not None, frames(chunks)[-1:] or "nothing drawn"
         assert "backend gpu0 (comfyui): up" in busy
         assert run.wait(timeout=120) == 0, (tmp_path / "run.log").read_text()
-        idle = wait_for_frame(fd, chunks, start, ("daemon: idle", "film: film.mp4"),
-                              timeout=30)
+        # A frame is read as it arrives: wait for one drawn down to its last row.
+        idle = wait_for_frame(fd, chunks, start,
+                              ("daemon: idle", "film: film.mp4", "scene-03/video.mp4"), timeout=30)
         assert idle is not None, frames(chunks)[-1:]
         assert "18 done, 1 fresh" in idle and "scene-03/video.mp4" in idle
         assert "ETA" not in idle.splitlines()[0], idle
